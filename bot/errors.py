@@ -1,0 +1,104 @@
+"""The bot's exception tree.
+
+::
+
+    DumptaskError               anything the bot raises on purpose
+    ├── ConfigError             a bad or missing setting; start-up prints it and stops
+    ├── CommandError            a user's mistake; shown ephemerally with what to type instead
+    ├── StoreError              the durable store cannot be reached or refused a write
+    └── DisError                a DIS call failed; carries status, code, message, request id
+                                and a ``DisErrorKind`` that says what the caller should do
+
+Errors raised while handling another one are chained with ``raise ... from exc`` so the log
+keeps the cause; none of them ever carries a secret in its message.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class DumptaskError(Exception):
+    """Base of every exception the bot raises on purpose."""
+
+
+class ConfigError(DumptaskError):
+    """The configuration is unusable; the message names each bad variable on its own line."""
+
+
+class CommandError(DumptaskError):
+    """A user's mistake: the message says what was wrong and what to type instead."""
+
+
+class StoreError(DumptaskError):
+    """The durable store failed; the request must not be considered changed."""
+
+
+class DisErrorKind(enum.StrEnum):
+    """What a DIS failure means for the caller, following the table in ``dis-api.md``."""
+
+    USER = "user"  # unknown stream or task: the user should fix the command
+    BUG = "bug"  # the request body was refused: a defect in the bot
+    AUTH = "auth"  # AK/SK, signature, date or token refused: never retry in a loop
+    PERMISSION = "permission"  # the account lacks DIS rights or is in arrears
+    CONFIGURATION = "configuration"  # wrong endpoint, path or project id
+    BLOCKED = "blocked"  # the caller's IP is blacklisted: stop and alert
+    THROTTLED = "throttled"  # back off and retry
+    TRANSIENT = "transient"  # network trouble or a 5xx: back off and retry
+
+    @property
+    def retryable(self) -> bool:
+        """Only throttling and transient failures are worth another attempt."""
+        return self in (DisErrorKind.THROTTLED, DisErrorKind.TRANSIENT)
+
+    @property
+    def advice(self) -> str:
+        """One sentence telling an on-call engineer what to do next."""
+        return _ADVICE[self]
+
+
+_ADVICE = {
+    DisErrorKind.USER: "Check the stream and task names with `/dumptask list <stream>`.",
+    DisErrorKind.BUG: "The bot sent a request DIS refused; please report it to the bot's owners.",
+    DisErrorKind.AUTH: "The bot's AK/SK or token was refused; ask an operator to check them.",
+    DisErrorKind.PERMISSION: "The service account lacks DIS permission or the account is in "
+    "arrears; ask an operator to check its IAM policy.",
+    DisErrorKind.CONFIGURATION: "The bot's DIS endpoint or project id looks wrong; ask an "
+    "operator to run `dumptask-bot check`.",
+    DisErrorKind.BLOCKED: "DIS blacklisted the bot's IP after too many failures; ask an operator "
+    "to contact support before trying again.",
+    DisErrorKind.THROTTLED: "DIS is throttling requests; try again in a minute.",
+    DisErrorKind.TRANSIENT: "DIS could not be reached or failed; try again in a few minutes.",
+}
+
+
+class DisError(DumptaskError):
+    """A failed DIS call, with everything support asks for."""
+
+    def __init__(
+        self,
+        kind: DisErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self.summary)
+
+    @property
+    def summary(self) -> str:
+        """A one-line description: code, message, HTTP status and request id when known."""
+        parts = [f"{self.code}: {self.message}" if self.code else self.message]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return " (".join([parts[0], ", ".join(parts[1:]) + ")"]) if len(parts) > 1 else parts[0]
