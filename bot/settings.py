@@ -107,9 +107,7 @@ class Settings(BaseSettings):
     def _check_user_ids(cls, value: list[str]) -> list[str]:
         for item in value:
             if not USER_OR_GROUP_ID.match(item):
-                raise ValueError(
-                    f"expected user ids (U...) or user-group ids (S...), got {item!r}"
-                )
+                raise ValueError(f"expected user ids (U...) or user-group ids (S...), got {item!r}")
         return value
 
     @field_validator("dumptask_allowed_channels")
@@ -207,12 +205,14 @@ def describe_validation_error(error: ValidationError) -> str:
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             message = message if item["type"] == "value_error" else f"is invalid: {message}"
-        lines.append(f"{variable} {message}" if message.startswith("is ") else f"{variable}: {message}")
+        lines.append(
+            f"{variable} {message}" if message.startswith("is ") else f"{variable}: {message}"
+        )
     return "\n".join(lines)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build ``Settings`` from the environment, ``.env`` and ``overrides``, or raise ``ConfigError``.
+    """Build ``Settings`` from the environment, ``.env`` and ``overrides``, or fail clearly.
 
     ``ConfigError`` carries one readable line per bad variable, so the entry point can print it
     and exit without a traceback.

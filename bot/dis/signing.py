@@ -127,9 +127,7 @@ class AkSkAuth(httpx.Auth):
 
     requires_request_body = True
 
-    def __init__(
-        self, credentials: Credentials, clock: Callable[[], datetime] = utc_now
-    ) -> None:
+    def __init__(self, credentials: Credentials, clock: Callable[[], datetime] = utc_now) -> None:
         self._credentials = credentials
         self._clock = clock
 
@@ -138,7 +136,7 @@ class AkSkAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Add the signature headers; ``httpx`` has already set ``Host`` and the body."""
-        headers = {name: value for name, value in request.headers.items()}
+        headers = dict(request.headers.items())
         headers.setdefault("host", request.url.netloc.decode("ascii"))
         added = sign(
             request.method,

@@ -1,0 +1,153 @@
+"""Typed, signed, retried calls to the DIS dump-task API.
+
+``DisClient`` is handed an ``httpx.AsyncClient`` (so tests and benchmarks choose the transport)
+and returns typed models, never dicts. Many slow calls can run at once on one event loop without
+holding up the code that acknowledges Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from bot.dis.models import ActionResult, DumpTask, TaskAction, TaskListPayload, TaskPayload
+from bot.dis.responses import error_from_response, malformed_body_error
+from bot.dis.retry import RetryPolicy, call_with_retries
+from bot.dis.signing import AkSkAuth, Credentials
+from bot.errors import DisError, DisErrorKind
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Payload = TypeVar("Payload", TaskListPayload, TaskPayload)
+
+
+def build_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The production ``httpx`` client: base URL, AK/SK auth, project header, timeouts."""
+    credentials = Credentials(
+        access_key=settings.dis_access_key,
+        secret_key=settings.dis_secret_key,
+        security_token=settings.dis_security_token,
+    )
+    return httpx.AsyncClient(
+        base_url=settings.dis_endpoint,
+        auth=AkSkAuth(credentials),
+        headers={"Content-Type": "application/json", "X-Project-Id": settings.dis_project_id},
+        timeout=httpx.Timeout(settings.dis_timeout_seconds),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+    )
+
+
+def retry_policy_from(settings: Settings) -> RetryPolicy:
+    """The retry bounds the operator configured."""
+    return RetryPolicy(
+        attempts=settings.dis_retry_attempts, total_seconds=settings.dis_retry_total_seconds
+    )
+
+
+class DisClient:
+    """List, describe, start and stop the dump tasks of a stream."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, project_id: str, retry: RetryPolicy | None = None
+    ) -> None:
+        self._http = http
+        self._project_id = project_id
+        self._retry = retry or RetryPolicy()
+
+    def _tasks_path(self, stream: str) -> str:
+        project, stream = quote(self._project_id, safe=""), quote(stream, safe="")
+        return f"/v2/{project}/streams/{stream}/transfer-tasks"
+
+    async def list_tasks(self, stream: str) -> list[DumpTask]:
+        """All dump tasks of ``stream`` (at most 5, so one call returns them all).
+
+        ``task_id`` is read from the raw JSON; DIS's field tables do not promise it, so a task
+        listed without one is described by name to learn it.
+        """
+        response = await self._send("list tasks", "GET", self._tasks_path(stream))
+        listing = self._parse(response, TaskListPayload)
+        tasks = []
+        for payload in listing.tasks:
+            if payload.task_id:
+                tasks.append(payload.to_task(payload.task_id))
+            else:
+                tasks.append(await self.describe_task(stream, payload.task_name))
+        return tasks
+
+    async def describe_task(self, stream: str, name: str) -> DumpTask:
+        """One dump task, found by its name (the describe API takes names, not ids)."""
+        path = f"{self._tasks_path(stream)}/{quote(name, safe='')}"
+        response = await self._send("describe task", "GET", path)
+        payload = self._parse(response, TaskPayload)
+        if not payload.task_id:
+            raise malformed_body_error(response, "the task has no task_id")
+        return payload.to_task(payload.task_id)
+
+    async def start_tasks(self, stream: str, task_ids: Sequence[str]) -> ActionResult:
+        """Ask DIS to start the tasks; it answers nothing per task, so read them back after."""
+        return await self.act(stream, TaskAction.START, task_ids)
+
+    async def stop_tasks(self, stream: str, task_ids: Sequence[str]) -> ActionResult:
+        """Ask DIS to pause the tasks; it answers nothing per task, so read them back after."""
+        return await self.act(stream, TaskAction.STOP, task_ids)
+
+    async def act(self, stream: str, action: TaskAction, task_ids: Sequence[str]) -> ActionResult:
+        """Start or stop, by ``action``; the one batch call of an approved request."""
+        body = json.dumps({"action": action.value, "tasks": [{"id": i} for i in task_ids]})
+        path = f"{self._tasks_path(stream)}/action"
+        response = await self._send(f"{action} tasks", "POST", path, body.encode())
+        return ActionResult(request_id=response.headers.get("X-Request-Id"))
+
+    async def _send(
+        self, operation: str, method: str, path: str, body: bytes | None = None
+    ) -> httpx.Response:
+        async def attempt() -> httpx.Response:
+            return await self._attempt(operation, method, path, body)
+
+        return await call_with_retries(self._retry, operation, attempt)
+
+    async def _attempt(
+        self, operation: str, method: str, path: str, body: bytes | None
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, content=body)
+        except httpx.TimeoutException as exc:
+            raise DisError(
+                DisErrorKind.TRANSIENT, f"DIS did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise DisError(
+                DisErrorKind.TRANSIENT, f"DIS could not be reached ({type(exc).__name__})"
+            ) from exc
+        request_id = response.headers.get("X-Request-Id")
+        logger.info(
+            "DIS %s %s -> HTTP %d (request id %s)",
+            operation,
+            path,
+            response.status_code,
+            request_id,
+        )
+        if response.is_success:
+            return response
+        error = error_from_response(response)
+        if error.code in ("APIGW.0301", "APIG.0301"):
+            # The gateway's message holds the canonical request it computed and no secret:
+            # logging it lets an operator diff it against what the bot signed.
+            logger.error("DIS refused the signature: %s", error.message)
+        raise error
+
+    @staticmethod
+    def _parse(response: httpx.Response, model: type[Payload]) -> Payload:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise malformed_body_error(response, "not the documented JSON") from exc

@@ -1,0 +1,108 @@
+"""Turn a failed DIS answer into one ``DisError``, whichever of its two body shapes it has.
+
+DIS itself answers ``{"errorCode", "message"}``; the API gateway in front of it answers
+``{"error_code", "error_msg", "request_id"}``; proxies answer HTML. All three become the same
+typed error, classified following the table in ``dis-api.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from bot.errors import DisError, DisErrorKind
+
+_BY_CODE = {
+    "DIS.4301": DisErrorKind.USER,
+    "DIS.4354": DisErrorKind.USER,
+    "DIS.4200": DisErrorKind.BUG,
+    "DIS.4202": DisErrorKind.BUG,
+    "DIS.4300": DisErrorKind.BUG,
+    "DIS.4117": DisErrorKind.CONFIGURATION,
+    "DIS.4305": DisErrorKind.THROTTLED,
+    "DIS.4309": DisErrorKind.BLOCKED,
+    "DIS.4116": DisErrorKind.PERMISSION,
+    "DIS.5000": DisErrorKind.TRANSIENT,
+    "APIGW.0301": DisErrorKind.AUTH,
+    "APIGW.0101": DisErrorKind.CONFIGURATION,
+    "APIGW.0308": DisErrorKind.THROTTLED,
+}
+_DIS_AUTH_CODE = re.compile(r"^DIS\.41(0\d|1[0-4])$")
+MAX_MESSAGE_CHARS = 500
+
+
+def classify(status: int | None, code: str | None) -> DisErrorKind:
+    """Say what a failure means for the caller, from its code first and its HTTP status next."""
+    if code:
+        normalised = code.replace("APIG.", "APIGW.", 1) if code.startswith("APIG.") else code
+        if normalised in _BY_CODE:
+            return _BY_CODE[normalised]
+        if _DIS_AUTH_CODE.match(normalised):
+            return DisErrorKind.AUTH
+    if status is None or status >= 500 or status == 408:
+        return DisErrorKind.TRANSIENT
+    if status == 429:
+        return DisErrorKind.THROTTLED
+    if status in (401, 441):
+        return DisErrorKind.AUTH
+    if status == 403:
+        return DisErrorKind.PERMISSION
+    if status == 404:
+        return DisErrorKind.CONFIGURATION
+    return DisErrorKind.BUG
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Read ``Retry-After`` as seconds, whether given as a number or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_from_response(response: httpx.Response) -> DisError:
+    """Build the typed error for a non-2xx answer (or a 2xx whose body was unreadable)."""
+    header_request_id = response.headers.get("X-Request-Id")
+    code = message = body_request_id = None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        code = body.get("errorCode") or body.get("error_code")
+        message = body.get("message") or body.get("error_msg")
+        body_request_id = body.get("request_id")
+    if not message:
+        snippet = response.text.strip()[:120]
+        message = f"DIS answered HTTP {response.status_code} with an unreadable body" + (
+            f": {snippet}" if snippet else ""
+        )
+    return DisError(
+        classify(response.status_code, str(code) if code else None),
+        str(message)[:MAX_MESSAGE_CHARS],
+        status=response.status_code,
+        code=str(code) if code else None,
+        request_id=str(body_request_id or header_request_id or "") or None,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def malformed_body_error(response: httpx.Response, detail: str) -> DisError:
+    """A 2xx answer whose body is not what the API documents: treated as transient."""
+    return DisError(
+        DisErrorKind.TRANSIENT,
+        f"DIS answered with a body the bot could not read ({detail})",
+        status=response.status_code,
+        request_id=response.headers.get("X-Request-Id"),
+    )
