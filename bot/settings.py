@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     dumptask_approval_ttl_seconds: int = Field(default=900, ge=30, le=7 * 24 * 3600)
     dumptask_allowed_streams: CommaList = []
     dumptask_verify_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    dumptask_verify_interval_seconds: float = Field(default=2.0, gt=0, le=60)
 
     database_url: str = "sqlite:///dumptask.db"
     host: str = "0.0.0.0"  # noqa: S104 - the bot listens on all interfaces behind a load balancer

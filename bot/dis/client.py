@@ -73,8 +73,7 @@ class DisClient:
         ``task_id`` is read from the raw JSON; DIS's field tables do not promise it, so a task
         listed without one is described by name to learn it.
         """
-        response = await self._send("list tasks", "GET", self._tasks_path(stream))
-        listing = self._parse(response, TaskListPayload)
+        listing = await self._get("list tasks", self._tasks_path(stream), TaskListPayload)
         tasks = []
         for payload in listing.tasks:
             if payload.task_id:
@@ -86,10 +85,9 @@ class DisClient:
     async def describe_task(self, stream: str, name: str) -> DumpTask:
         """One dump task, found by its name (the describe API takes names, not ids)."""
         path = f"{self._tasks_path(stream)}/{quote(name, safe='')}"
-        response = await self._send("describe task", "GET", path)
-        payload = self._parse(response, TaskPayload)
+        payload = await self._get("describe task", path, TaskPayload)
         if not payload.task_id:
-            raise malformed_body_error(response, "the task has no task_id")
+            raise DisError(DisErrorKind.BUG, f"DIS described task {name!r} without a task_id")
         return payload.to_task(payload.task_id)
 
     async def start_tasks(self, stream: str, task_ids: Sequence[str]) -> ActionResult:
@@ -112,6 +110,18 @@ class DisClient:
     ) -> httpx.Response:
         async def attempt() -> httpx.Response:
             return await self._attempt(operation, method, path, body)
+
+        return await call_with_retries(self._retry, operation, attempt)
+
+    async def _get(self, operation: str, path: str, model: type[Payload]) -> Payload:
+        """GET and parse; an unreadable body is retried like any transient failure."""
+
+        async def attempt() -> Payload:
+            response = await self._attempt(operation, "GET", path, None)
+            try:
+                return model.model_validate_json(response.content)
+            except ValidationError as exc:
+                raise malformed_body_error(response, "not the documented JSON") from exc
 
         return await call_with_retries(self._retry, operation, attempt)
 
@@ -144,10 +154,3 @@ class DisClient:
             # logging it lets an operator diff it against what the bot signed.
             logger.error("DIS refused the signature: %s", error.message)
         raise error
-
-    @staticmethod
-    def _parse(response: httpx.Response, model: type[Payload]) -> Payload:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise malformed_body_error(response, "not the documented JSON") from exc

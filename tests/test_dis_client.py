@@ -1,0 +1,364 @@
+"""The DIS client over real HTTP against the DIS stand-in: calls, errors, retries, timeouts, logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.dis.client import DisClient
+from bot.dis.models import TaskState
+from bot.dis.retry import RetryPolicy
+from bot.dis.signing import AkSkAuth, Credentials
+from bot.errors import DisError, DisErrorKind
+from bot.sim.dis import Credential, DisStandIn, Fault, TaskSpec
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+AK, SK, TOKEN = "TESTAK", "TESTSKSECRETVALUE", "TESTSECURITYTOKENVALUE"
+STREAM = "orders-stream"
+
+
+class FakeSleep:
+    """Records the pauses the retry loop asks for instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+@pytest.fixture
+def dis() -> Iterator[DisStandIn]:
+    stand_in = DisStandIn(
+        project_id=PROJECT,
+        credentials=[Credential(AK, SK), Credential("TEMPAK", "TEMPSK", TOKEN)],
+        streams={
+            STREAM: [
+                TaskSpec("orders-to-obs", TaskState.RUNNING, task_id="As805BudhcH1lDs6gbn"),
+                TaskSpec("orders-archive", TaskState.PAUSED, task_id="9dSu1wfCytSk1aOLxvF"),
+                TaskSpec(
+                    "orders-to-dli",
+                    TaskState.ERROR,
+                    task_id="Kq3ZtV8mYw2Lp0Rc7Hd",
+                    sticky_error=True,
+                ),
+            ]
+        },
+    )
+    with stand_in:
+        yield stand_in
+
+
+def make_client(
+    dis: DisStandIn,
+    *,
+    secret: str = SK,
+    access_key: str = AK,
+    token: str | None = None,
+    timeout: float = 5.0,
+    attempts: int = 4,
+    total: float = 30.0,
+    sleep: FakeSleep | None = None,
+    clock=None,
+) -> tuple[DisClient, httpx.AsyncClient]:
+    credentials = Credentials(access_key, SecretStr(secret), SecretStr(token) if token else None)
+    http = httpx.AsyncClient(
+        base_url=dis.url,
+        auth=AkSkAuth(credentials),
+        headers={"Content-Type": "application/json", "X-Project-Id": PROJECT},
+        timeout=timeout,
+    )
+    policy_kwargs = {
+        "attempts": attempts,
+        "total_seconds": total,
+        "sleep": sleep or FakeSleep(),
+        "jitter": lambda: 1.0,
+    }
+    if clock is not None:
+        policy_kwargs["clock"] = clock
+    return DisClient(http, PROJECT, RetryPolicy(**policy_kwargs)), http
+
+
+async def test_list_returns_typed_tasks(dis):
+    """Listing a stream gives every task with id, name, state, destination and datetimes."""
+    client, http = make_client(dis)
+    async with http:
+        tasks = await client.list_tasks(STREAM)
+    assert [(t.task_id, t.name, t.state) for t in tasks] == [
+        ("As805BudhcH1lDs6gbn", "orders-to-obs", TaskState.RUNNING),
+        ("9dSu1wfCytSk1aOLxvF", "orders-archive", TaskState.PAUSED),
+        ("Kq3ZtV8mYw2Lp0Rc7Hd", "orders-to-dli", TaskState.ERROR),
+    ]
+    assert tasks[0].destination_type == "OBS"
+    assert isinstance(tasks[0].created_at, datetime)
+    assert tasks[0].created_at.tzinfo is not None
+
+
+async def test_describe_finds_a_task_by_name(dis):
+    """Describing by name returns that task with its id."""
+    client, http = make_client(dis)
+    async with http:
+        task = await client.describe_task(STREAM, "orders-archive")
+    assert (task.task_id, task.state) == ("9dSu1wfCytSk1aOLxvF", TaskState.PAUSED)
+
+
+async def test_missing_task_id_falls_back_to_describe(dis):
+    """When the list JSON has no task_id, the client describes each task by name to learn it."""
+    dis.add_stream(
+        "bare-stream",
+        [TaskSpec("bare-task", TaskState.PAUSED, task_id="BareId0000000000001")],
+        omit_task_id=True,
+    )
+    client, http = make_client(dis)
+    async with http:
+        tasks = await client.list_tasks("bare-stream")
+    assert tasks[0].task_id == "BareId0000000000001"
+    assert any(call.path.endswith("/transfer-tasks/bare-task") for call in dis.calls)
+
+
+async def test_start_sends_one_batch_call_and_task_starts(dis):
+    """Starting sends {"action": "start", "tasks": [{"id": ...}]} and the task leaves PAUSED."""
+    client, http = make_client(dis)
+    async with http:
+        result = await client.start_tasks(STREAM, ["9dSu1wfCytSk1aOLxvF"])
+    [call] = dis.action_calls()
+    assert (call.action, call.task_ids, call.status) == ("start", ("9dSu1wfCytSk1aOLxvF",), 200)
+    assert dis.task_state(STREAM, "orders-archive") in (TaskState.STARTING, TaskState.RUNNING)
+    assert result.request_id
+
+
+async def test_stop_pauses_a_running_task(dis):
+    """Stopping a RUNNING task leaves it PAUSED."""
+    client, http = make_client(dis)
+    async with http:
+        await client.stop_tasks(STREAM, ["As805BudhcH1lDs6gbn"])
+    assert dis.task_state(STREAM, "orders-to-obs") == TaskState.PAUSED
+
+
+async def test_requests_carry_project_header_and_signature(dis):
+    """Every request sends X-Project-Id and a signed Authorization covering it."""
+    client, http = make_client(dis)
+    async with http:
+        await client.list_tasks(STREAM)
+    headers = dis.calls[0].headers
+    assert headers["x-project-id"] == PROJECT
+    assert "x-project-id" in headers["authorization"]
+    assert headers["authorization"].startswith("SDK-HMAC-SHA256 Access=TESTAK, ")
+
+
+async def test_temporary_credentials_send_a_signed_token(dis):
+    """With a security token, it is sent, signed, and accepted by the gateway."""
+    client, http = make_client(dis, access_key="TEMPAK", secret="TEMPSK", token=TOKEN)
+    async with http:
+        await client.list_tasks(STREAM)
+    headers = dis.calls[0].headers
+    assert headers["x-security-token"] == TOKEN
+    assert "x-security-token" in headers["authorization"]
+
+
+async def test_wrong_secret_is_rejected_as_auth_and_not_retried(dis):
+    """A wrongly signed request gets APIGW.0301 from the stand-in, classified auth, sent once."""
+    client, http = make_client(dis, secret="WRONG")
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.kind is DisErrorKind.AUTH
+    assert caught.value.code == "APIGW.0301"
+    assert caught.value.status == 401
+    assert caught.value.request_id
+    assert len(dis.calls) == 1
+
+
+async def test_unknown_stream_is_a_user_error(dis):
+    """An unknown stream is DIS.4301, a user error carrying DIS's message and request id."""
+    client, http = make_client(dis)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks("no-such-stream")
+    assert (caught.value.kind, caught.value.code, caught.value.status) == (
+        DisErrorKind.USER,
+        "DIS.4301",
+        400,
+    )
+    assert caught.value.request_id == dis.calls[-1].request_id
+    assert len(dis.calls) == 1
+
+
+async def test_unknown_task_id_is_a_user_error(dis):
+    """Starting an id the stream does not have is DIS.4354, a user error."""
+    client, http = make_client(dis)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.start_tasks(STREAM, ["NoSuchTask000000000"])
+    assert (caught.value.kind, caught.value.code) == (DisErrorKind.USER, "DIS.4354")
+
+
+ERROR_TABLE = [
+    (Fault.dis_error(400, "DIS.4301", "Stream does not exist."), DisErrorKind.USER),
+    (Fault.dis_error(400, "DIS.4354", "The dump task does not exist."), DisErrorKind.USER),
+    (Fault.dis_error(400, "DIS.4200", "Invalid request."), DisErrorKind.BUG),
+    (Fault.dis_error(400, "DIS.4202", "Empty request."), DisErrorKind.BUG),
+    (Fault.dis_error(400, "DIS.4300", "Request body is empty."), DisErrorKind.BUG),
+    (Fault.dis_error(400, "DIS.4117", "Invalid Project Id."), DisErrorKind.CONFIGURATION),
+    (Fault.dis_error(400, "DIS.4305", "Too many requests."), DisErrorKind.THROTTLED),
+    (Fault.dis_error(400, "DIS.4309", "Too many failed requests."), DisErrorKind.BLOCKED),
+    (Fault.dis_error(403, "DIS.4116", "No permission."), DisErrorKind.PERMISSION),
+    (Fault.dis_error(441, "DIS.4100", "Authorization error."), DisErrorKind.AUTH),
+    (Fault.dis_error(441, "DIS.4114", "Security token expired."), DisErrorKind.AUTH),
+    (Fault.gateway_error(401, "APIGW.0301", "verify aksk signature fail"), DisErrorKind.AUTH),
+    (Fault.gateway_error(401, "APIG.0301", "signature expired"), DisErrorKind.AUTH),
+    (Fault.gateway_error(404, "APIGW.0101", "The API does not exist"), DisErrorKind.CONFIGURATION),
+    (Fault.gateway_error(429, "APIGW.0308", "Throttled"), DisErrorKind.THROTTLED),
+    (Fault.dis_error(500, "DIS.5000", "System error."), DisErrorKind.TRANSIENT),
+    (Fault.status(503), DisErrorKind.TRANSIENT),
+    (Fault.malformed(b"<html>Bad Gateway</html>", status=502), DisErrorKind.TRANSIENT),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    ERROR_TABLE,
+    ids=lambda v: getattr(v, "code", None) or str(getattr(v, "http_status", v)),
+)
+async def test_every_documented_error_maps_to_its_class(dis, fault, kind):
+    """Each error of the dis-api.md table becomes a DisError of the documented class."""
+    dis.inject(dataclasses.replace(fault, count=None, fraction=1.0))
+    client, http = make_client(dis, attempts=2)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.kind is kind
+    assert caught.value.status == fault.http_status
+    if fault.code:
+        assert caught.value.code == fault.code
+    assert caught.value.request_id, "the request id is kept for support"
+    expected_calls = 2 if kind.retryable else 1
+    assert len(dis.calls) == expected_calls
+
+
+async def test_transient_failures_are_retried_until_success(dis):
+    """Two 503s then success: three calls, and the caller gets the tasks."""
+    dis.inject(Fault.status(503, count=2))
+    sleep = FakeSleep()
+    client, http = make_client(dis, sleep=sleep)
+    async with http:
+        tasks = await client.list_tasks(STREAM)
+    assert len(tasks) == 3
+    assert [call.status for call in dis.calls] == [503, 503, 200]
+    assert sleep.delays == [0.5, 1.0], "exponential backoff, full jitter pinned to its ceiling"
+
+
+async def test_attempts_are_bounded(dis):
+    """A DIS that keeps failing is tried exactly `attempts` times, then the last error is raised."""
+    dis.inject(Fault.dis_error(500, "DIS.5000", "System error.", fraction=1.0))
+    client, http = make_client(dis, attempts=3)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.code == "DIS.5000"
+    assert len(dis.calls) == 3
+
+
+async def test_total_time_is_bounded(dis):
+    """No retry starts once the next pause would pass the total time budget."""
+    now = [0.0]
+    sleep = FakeSleep()
+
+    async def advancing_sleep(seconds: float) -> None:
+        await sleep(seconds)
+        now[0] += seconds
+
+    dis.inject(Fault.status(503, fraction=1.0))
+    client, http = make_client(
+        dis, attempts=10, total=2.0, sleep=advancing_sleep, clock=lambda: now[0]
+    )
+    async with http:
+        with pytest.raises(DisError):
+            await client.list_tasks(STREAM)
+    assert sleep.delays == [0.5, 1.0], "the third pause (2.0s) would end past the 2s budget"
+    assert len(dis.calls) == 3
+
+
+async def test_retry_after_is_honoured(dis):
+    """A 429 with Retry-After waits exactly that long before the retry."""
+    dis.inject(Fault.throttle(retry_after=3, count=1))
+    sleep = FakeSleep()
+    client, http = make_client(dis, sleep=sleep)
+    async with http:
+        await client.list_tasks(STREAM)
+    assert sleep.delays == [3.0]
+    assert [call.status for call in dis.calls] == [429, 200]
+
+
+async def test_dis_throttling_code_is_retried_with_backoff(dis):
+    """DIS.4305 (HTTP 400) is throttling: retried, after at least the 2 s throttle floor."""
+    dis.inject(Fault.dis_error(400, "DIS.4305", "Too many requests.", count=1))
+    sleep = FakeSleep()
+    client, http = make_client(dis, sleep=sleep)
+    async with http:
+        await client.list_tasks(STREAM)
+    assert sleep.delays == [2.0]
+
+
+async def test_dropped_connection_is_transient_and_retried(dis):
+    """A connection closed without an answer is retried like any transient failure."""
+    dis.inject(Fault.drop(count=1))
+    client, http = make_client(dis)
+    async with http:
+        tasks = await client.list_tasks(STREAM)
+    assert len(tasks) == 3
+    assert [call.status for call in dis.calls] == [None, 200]
+
+
+async def test_timeout_fires_and_is_reported(dis):
+    """A DIS slower than the timeout fails with a transient 'did not answer in time' error."""
+    dis.inject(Fault.latency(1.0, fraction=1.0))
+    client, http = make_client(dis, timeout=0.1, attempts=2)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.kind is DisErrorKind.TRANSIENT
+    assert "did not answer in time" in caught.value.message
+
+
+async def test_malformed_success_body_is_transient(dis):
+    """A 200 whose body is not JSON is reported (and retried) as transient, never parsed."""
+    dis.inject(Fault.malformed(fraction=1.0))
+    client, http = make_client(dis, attempts=2)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.kind is DisErrorKind.TRANSIENT
+    assert len(dis.calls) == 2
+
+
+async def test_secrets_never_reach_the_logs(dis, caplog):
+    """Logs of signed calls, failed calls and retries never show the SK, token or signature."""
+    caplog.set_level(logging.DEBUG)
+    dis.inject(Fault.status(503, count=1))
+    good, good_http = make_client(dis, access_key="TEMPAK", secret="TEMPSK", token=TOKEN)
+    bad, bad_http = make_client(dis, secret=SK + "X")
+    async with good_http, bad_http:
+        await good.list_tasks(STREAM)
+        await good.start_tasks(STREAM, ["9dSu1wfCytSk1aOLxvF"])
+        with pytest.raises(DisError) as caught:
+            await bad.list_tasks(STREAM)
+    signatures = [
+        call.headers["authorization"].split("Signature=")[1]
+        for call in dis.calls
+        if "authorization" in call.headers
+    ]
+    text = caplog.text + str(caught.value) + repr(caught.value)
+    assert "retry" in caplog.text, "the retry was logged"
+    assert "CanonicalRequest" in caplog.text or "canonical" in caplog.text.lower(), (
+        "the rejected signature was logged for diffing"
+    )
+    for secret in ("TEMPSK", SK, TOKEN, *signatures):
+        assert secret not in text
+    assert "Authorization" not in caplog.text

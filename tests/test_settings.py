@@ -1,0 +1,227 @@
+"""Settings: the configuration contract of product.md, its defaults, fallbacks and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
+
+REQUIRED = {
+    "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+    "DIS_ENDPOINT": "https://dis.eu-de.otc.t-systems.com",
+    "DIS_PROJECT_ID": "0123456789abcdef0123456789abcdef",
+    "DIS_ACCESS_KEY": "AKEXAMPLE",
+    "DIS_SECRET_KEY": "SKEXAMPLE",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Each test starts from an empty environment and a folder without `.env`."""
+    for name in list(__import__("os").environ):
+        if name.startswith(("SLACK_", "DIS_", "DUMPTASK_", "HUAWEICLOUD_")) or name in (
+            "DATABASE_URL",
+            "HOST",
+            "PORT",
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """Set the required variables plus ``values``."""
+    for name, value in {**REQUIRED, **values}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_defaults_follow_the_contract(monkeypatch):
+    """With only the required variables set, every default is the one product.md gives."""
+    set_env(monkeypatch)
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.dumptask_allowed_channels == []
+    assert settings.dumptask_requesters == []
+    assert settings.dumptask_approvers == []
+    assert settings.dumptask_approvals_required == 1
+    assert settings.dumptask_allow_self_approval is False
+    assert settings.dumptask_approval_ttl_seconds == 900
+    assert settings.dumptask_allowed_streams == []
+    assert settings.database_url == "sqlite:///dumptask.db"
+    assert (settings.host, settings.port) == ("0.0.0.0", 3000)  # noqa: S104
+    assert settings.dis_security_token is None
+    assert settings.slack_signing_secret is None
+
+
+def test_lists_are_comma_separated(monkeypatch):
+    """Comma-separated lists are split and trimmed, empty items ignored."""
+    set_env(
+        monkeypatch,
+        DUMPTASK_APPROVERS="U0BOB, S0LEADS,,",
+        DUMPTASK_ALLOWED_CHANNELS="C0INCIDENT",
+        DUMPTASK_ALLOWED_STREAMS="orders-*, clicks-stream",
+    )
+    settings = load_settings()
+    assert settings.dumptask_approvers == ["U0BOB", "S0LEADS"]
+    assert settings.dumptask_allowed_channels == ["C0INCIDENT"]
+    assert settings.dumptask_allowed_streams == ["orders-*", "clicks-stream"]
+
+
+def test_huaweicloud_sdk_variables_are_fallbacks(monkeypatch):
+    """The official SDKs' HUAWEICLOUD_SDK_* variables stand in for the DIS_* ones."""
+    set_env(monkeypatch)
+    for name in ("DIS_PROJECT_ID", "DIS_ACCESS_KEY", "DIS_SECRET_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "fallbackproject")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "FALLBACKAK")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "FALLBACKSK")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", "TOKEN")
+    settings = load_settings()
+    assert settings.dis_project_id == "fallbackproject"
+    assert settings.dis_access_key == "FALLBACKAK"
+    assert settings.dis_secret_key.get_secret_value() == "FALLBACKSK"
+    assert settings.dis_security_token is not None
+    assert settings.dis_security_token.get_secret_value() == "TOKEN"
+
+
+def test_dis_variables_win_over_fallbacks(monkeypatch):
+    """When both are set, DIS_* is the one used."""
+    set_env(monkeypatch, HUAWEICLOUD_SDK_AK="OTHER")
+    assert load_settings().dis_access_key == "AKEXAMPLE"
+
+
+def test_dotenv_file_is_read(monkeypatch, tmp_path):
+    """An optional .env file in the working directory provides values."""
+    (tmp_path / ".env").write_text(
+        "\n".join(f"{k}={v}" for k, v in REQUIRED.items()) + "\nPORT=4000\n"
+    )
+    assert load_settings().port == 4000
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch):
+    """Printing the settings never shows the secret key or the token."""
+    set_env(monkeypatch, DIS_SECURITY_TOKEN="TOPSECRETTOKEN")
+    shown = repr(load_settings()) + str(load_settings())
+    assert "SKEXAMPLE" not in shown
+    assert "TOPSECRETTOKEN" not in shown
+    assert "xoxb-1-2-abc" not in shown
+
+
+def test_loopback_http_endpoint_is_allowed(monkeypatch):
+    """Plain http is accepted for a stand-in on loopback."""
+    for endpoint in ("http://127.0.0.1:8000", "http://localhost:9", "http://[::1]:80"):
+        set_env(monkeypatch, DIS_ENDPOINT=endpoint)
+        assert load_settings().dis_endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DIS_ENDPOINT", "http://dis.example.com", "DIS_ENDPOINT: expected an https:// URL"),
+        ("DIS_ENDPOINT", "ftp://dis.example.com", "DIS_ENDPOINT: expected an https:// URL"),
+        ("DIS_ENDPOINT", "not a url", "DIS_ENDPOINT: expected an https:// URL"),
+        (
+            "DUMPTASK_APPROVERS",
+            "U0BOB,bob",
+            "DUMPTASK_APPROVERS: expected user ids (U...) or user-group ids (S...), got 'bob'",
+        ),
+        ("DUMPTASK_REQUESTERS", "C0CHANNEL", "DUMPTASK_REQUESTERS: expected user ids (U...)"),
+        (
+            "DUMPTASK_ALLOWED_CHANNELS",
+            "incident",
+            "DUMPTASK_ALLOWED_CHANNELS: expected channel ids",
+        ),
+        (
+            "DATABASE_URL",
+            "mysql://db/x",
+            "DATABASE_URL: expected sqlite:///path/to/file.db or postgresql://",
+        ),
+        ("DUMPTASK_APPROVALS_REQUIRED", "zero", "DUMPTASK_APPROVALS_REQUIRED is invalid"),
+        ("DUMPTASK_APPROVALS_REQUIRED", "0", "DUMPTASK_APPROVALS_REQUIRED is invalid"),
+        ("DUMPTASK_ALLOW_SELF_APPROVAL", "perhaps", "DUMPTASK_ALLOW_SELF_APPROVAL is invalid"),
+        ("PORT", "70000", "PORT is invalid"),
+        (
+            "SLACK_BOT_TOKEN",
+            "xoxp-user-token",
+            "SLACK_BOT_TOKEN: expected a bot token starting with xoxb-",
+        ),
+        (
+            "DUMPTASK_ALLOWED_STREAMS",
+            "orders stream",
+            "DUMPTASK_ALLOWED_STREAMS: expected stream names",
+        ),
+    ],
+)
+def test_bad_value_gives_one_clear_line(monkeypatch, variable, value, expected):
+    """A bad value is reported on one line that names the variable and what is expected."""
+    set_env(monkeypatch, **{variable: value})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "variable", ["SLACK_BOT_TOKEN", "DIS_ENDPOINT", "DIS_SECRET_KEY", "DIS_PROJECT_ID"]
+)
+def test_missing_required_value_is_named(monkeypatch, variable):
+    """A missing required variable is named in one line."""
+    set_env(monkeypatch)
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigError, match=f"^{variable} is required but not set$"):
+        load_settings()
+
+
+def test_secret_value_never_echoed_in_errors(monkeypatch):
+    """An invalid secret is reported without showing it."""
+    set_env(monkeypatch, SLACK_BOT_TOKEN="xoxp-very-secret-value")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "very-secret" not in str(caught.value)
+
+
+def test_cli_stops_with_one_line_and_no_traceback(monkeypatch, tmp_path):
+    """`dumptask-bot serve` with a bad endpoint exits 2 printing one line, no traceback."""
+    env = {**REQUIRED, "DIS_ENDPOINT": "http://dis.example.com", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]]
+    assert lines[0].startswith(
+        "dumptask-bot: configuration error: DIS_ENDPOINT: expected an https:// URL"
+    )
+
+
+def test_cli_requires_signing_secret_for_serve(tmp_path):
+    """`serve` without SLACK_SIGNING_SECRET stops with a line naming it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env={**REQUIRED, "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SLACK_SIGNING_SECRET is required" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_settings_can_be_built_from_code():
+    """Tests and the demo build Settings from code without touching the environment."""
+    settings = Settings(_env_file=None, **{k.lower(): v for k, v in REQUIRED.items()})
+    assert settings.dis_access_key == "AKEXAMPLE"
