@@ -60,7 +60,7 @@ class ThreadedServer:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._startup())
-        except BaseException as exc:  # noqa: BLE001 - reported to the thread that called start()
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
             loop.close()

@@ -1,0 +1,195 @@
+"""What the stand-in DIS answers: its three dump-task routes, their JSON, both error shapes.
+
+Only the calls the bot makes are served (list, describe by name, batch start/stop); any other
+path or method gets the gateway's APIGW.0101, as an unpublished API would. Messages follow the
+error-code appendix of the DIS API reference, with the offending value appended in brackets.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from bot.sim.dis_state import (
+    MAX_TASKS_PER_STREAM,
+    Action,
+    DisState,
+    TaskView,
+    UnknownStreamError,
+    UnknownTaskError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DIS_CONTENT_TYPE = "application/json;charset=UTF-8"
+GATEWAY_CONTENT_TYPE = "application/json"
+API_NOT_FOUND = "The API does not exist or has not been published in the environment"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer before the request id header is added."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def json_reply(payload: object, status: int = 200) -> Reply:
+    """A DIS success body."""
+    return Reply(status, json.dumps(payload).encode(), {"Content-Type": DIS_CONTENT_TYPE})
+
+
+def dis_error(status: int, code: str, message: str) -> Reply:
+    """An error from DIS itself: ``{"errorCode": ..., "message": ...}``."""
+    return json_reply({"errorCode": code, "message": message}, status)
+
+
+def gateway_error(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> Reply:
+    """An error from the API gateway: ``{"error_code", "error_msg", "request_id"}``."""
+    body = json.dumps({"error_code": code, "error_msg": message, "request_id": request_id})
+    return Reply(status, body.encode(), {"Content-Type": GATEWAY_CONTENT_TYPE, **(headers or {})})
+
+
+class Operation(enum.Enum):
+    """The dump-task calls the stand-in serves."""
+
+    LIST = "list"
+    DESCRIBE = "describe"
+    ACTION = "action"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A request matched to an operation, with its decoded path parameters."""
+
+    operation: Operation
+    project_id: str
+    stream: str
+    task_name: str | None = None
+
+
+def match_route(method: str, raw_path: str) -> Route | None:
+    """Match ``/v2/{project}/streams/{stream}/transfer-tasks[/{name}|/action]``, else ``None``."""
+    segments = raw_path.split("/")
+    if not (
+        len(segments) in (6, 7)
+        and segments[:2] == ["", "v2"]
+        and segments[3] == "streams"
+        and segments[5] == "transfer-tasks"
+        and all(segments[2:])
+    ):
+        return None
+    project_id, stream = unquote(segments[2]), unquote(segments[4])
+    if len(segments) == 6:
+        return Route(Operation.LIST, project_id, stream) if method == "GET" else None
+    name = unquote(segments[6])
+    if method == "GET":
+        return Route(Operation.DESCRIBE, project_id, stream, name)
+    if method == "POST" and name == "action":
+        return Route(Operation.ACTION, project_id, stream)
+    return None
+
+
+def answer(route: Route, body: bytes, state: DisState, project_id: str) -> Reply:
+    """Serve an authenticated request for ``route`` from ``state``."""
+    if route.project_id != project_id:
+        return dis_error(400, "DIS.4117", f"Invalid Project Id. [{route.project_id}]")
+    try:
+        if route.operation is Operation.LIST:
+            return _list(route.stream, state)
+        if route.operation is Operation.DESCRIBE:
+            assert route.task_name is not None
+            view = state.describe(route.stream, route.task_name)
+            return json_reply(_detail(route.stream, view))
+        return _action(route.stream, body, state)
+    except UnknownStreamError:
+        return dis_error(400, "DIS.4301", f"The stream does not exist. [{route.stream}]")
+    except UnknownTaskError as exc:
+        return dis_error(400, "DIS.4354", f"The transfer task does not exist. [{exc.args[0]}]")
+
+
+def parse_action(body: bytes) -> tuple[Action, tuple[str, ...]] | Reply:
+    """Read ``{"action": "start"|"stop", "tasks": [{"id": ...}, ...]}``, or the error DIS gives."""
+    if not body.strip():
+        return dis_error(400, "DIS.4202", "Empty request.")
+    try:
+        payload: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return dis_error(400, "DIS.4200", "Invalid request. [Invalid request body]")
+    if not isinstance(payload, dict):
+        return dis_error(400, "DIS.4300", "Request error. [the body must be a JSON object]")
+    action = payload.get("action")
+    if action is None:
+        return dis_error(400, "DIS.4300", "Request error. [action is required]")
+    if action not in tuple(Action):
+        return dis_error(400, "DIS.4200", f"Invalid request. [action: {action}]")
+    tasks = payload.get("tasks")
+    if not tasks:
+        return dis_error(400, "DIS.4202", "Empty request. [tasks]")
+    if not isinstance(tasks, list) or not all(
+        isinstance(task, dict) and isinstance(task.get("id"), str) and task["id"] for task in tasks
+    ):
+        return dis_error(400, "DIS.4300", 'Request error. [tasks must be a list of {"id": ...}]')
+    return Action(action), tuple(task["id"] for task in tasks)
+
+
+def _list(stream: str, state: DisState) -> Reply:
+    views = state.list_tasks(stream)
+    omit_id = state.omits_task_id(stream)
+    return json_reply(
+        {
+            "total_number": len(views),
+            "quota": MAX_TASKS_PER_STREAM,
+            "tasks": [_summary(view, include_id=not omit_id) for view in views],
+        }
+    )
+
+
+def _action(stream: str, body: bytes, state: DisState) -> Reply:
+    parsed = parse_action(body)
+    if isinstance(parsed, Reply):
+        return parsed
+    action, task_ids = parsed
+    state.apply(stream, action, task_ids)
+    return Reply(200)
+
+
+def _summary(view: TaskView, *, include_id: bool) -> dict[str, object]:
+    summary: dict[str, object] = {"task_id": view.task_id} if include_id else {}
+    summary |= {
+        "task_name": view.name,
+        "destination_type": view.destination_type,
+        "state": str(view.state),
+        "create_time": view.create_time,
+        "last_transfer_timestamp": view.last_transfer_timestamp,
+    }
+    return summary
+
+
+def _detail(stream: str, view: TaskView) -> dict[str, object]:
+    """The describe body: the summary plus the stream and, for OBS, a minimal destination."""
+    detail: dict[str, object] = {"stream_name": stream, **_summary(view, include_id=True)}
+    detail["partitions"] = []
+    if view.destination_type == "OBS":
+        detail["obs_destination_description"] = {
+            "task_name": view.name,
+            "agency_name": "dis_admin_agency",
+            "obs_bucket_path": "dis-dumps",
+            "file_prefix": "",
+            "partition_format": "yyyy/MM/dd",
+            "destination_file_type": "text",
+            "deliver_time_interval": 300,
+            "consumer_strategy": "LATEST",
+        }
+    return detail
