@@ -1,0 +1,352 @@
+"""Parse the text after ``/dumptask`` into a typed command.
+
+Everything here is pure: :func:`parse_command` turns the ``text`` field of a slash command into
+one of the :data:`Command` values, or raises :class:`~bot.errors.CommandError` whose message
+(Slack mrkdwn, ready to post) says what was wrong and what to type instead.
+
+The input is forgiving because on-call engineers type it on phones under stress: sub-commands
+are case-insensitive, tasks may be separated by spaces or commas, curly quotes and an em dash
+in place of ``--`` (what phones make of ``"`` and ``--``) work like their plain forms, and an
+apostrophe inside a word (``can't``) is not mistaken for an opening quote.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from bot.errors import CommandError
+from bot.text import escape_mrkdwn, unescape_mrkdwn
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+MAX_TASKS: Final = 5
+"""A DIS stream holds at most 5 dump tasks, so one request never needs more."""
+MAX_NAME_LENGTH: Final = 64
+MAX_REASON_LENGTH: Final = 500
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""The shape shared by stream names, task names and task ids."""
+
+SUBCOMMANDS: Final = ("help", "start", "stop", "list", "status")
+
+EXAMPLE: Final = (
+    '/dumptask start orders-stream orders-to-obs 9dSu1wfCytSk1aOLxvF --reason "INC-4312 OBS dump '
+    'stalled"'
+)
+
+_SYNTAX: Final = {
+    "help": "/dumptask help",
+    "start": '/dumptask start <stream> <task> [<task>...] [--reason "..."]',
+    "stop": '/dumptask stop <stream> <task> [<task>...] [--reason "..."]',
+    "list": "/dumptask list <stream>",
+    "status": "/dumptask status [<request-id>]",
+}
+
+_SUMMARY: Final = {
+    "start": "ask to start dump tasks",
+    "stop": "ask to pause dump tasks",
+    "list": "a stream's dump tasks with their ids and states",
+    "status": "one request's history, or your recent requests",
+    "help": "this message",
+}
+
+# Words people reach for that are not sub-commands but clearly mean one.
+_ALIASES: Final = {"pause": "stop", "resume": "start", "unpause": "start", "ls": "list"}
+
+_REASON_FLAGS: Final = ("--reason", "-r")
+
+# Phones turn " into curly double quotes (or low-high ones on German keyboards) and ' into curly
+# single quotes; each works like its straight form.
+_QUOTES: Final = str.maketrans(
+    dict.fromkeys(
+        "\N{LEFT DOUBLE QUOTATION MARK}\N{RIGHT DOUBLE QUOTATION MARK}"
+        "\N{DOUBLE LOW-9 QUOTATION MARK}\N{DOUBLE HIGH-REVERSED-9 QUOTATION MARK}",
+        '"',
+    )
+    | dict.fromkeys(
+        "\N{LEFT SINGLE QUOTATION MARK}\N{RIGHT SINGLE QUOTATION MARK}"
+        "\N{SINGLE LOW-9 QUOTATION MARK}\N{SINGLE HIGH-REVERSED-9 QUOTATION MARK}",
+        "'",
+    )
+)
+# An apostrophe between two letters (can't, or its curly form) is part of a word, never a quote.
+_APOSTROPHE = re.compile(r"(?<=\w)['\N{RIGHT SINGLE QUOTATION MARK}](?=\w)")
+# A private-use character stands in for such an apostrophe while shlex reads the text.
+_APOSTROPHE_STANDIN: Final = "\ue000"
+# Phones turn -- into an em dash (iOS) or an en dash.
+_DASHES: Final = ("\N{EM DASH}", "\N{EN DASH}")
+_ECHO_LIMIT: Final = 40
+
+
+class Action(enum.StrEnum):
+    """What a task request asks DIS to do; the value is the ``action`` sent to DIS."""
+
+    START = "start"
+    STOP = "stop"
+
+    @property
+    def target_state(self) -> str:
+        """The DIS task state the action leads to: ``RUNNING`` or ``PAUSED``."""
+        return "RUNNING" if self is Action.START else "PAUSED"
+
+    @property
+    def verb(self) -> str:
+        """The verb for messages: ``start`` or ``stop``."""
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class HelpCommand:
+    """``/dumptask`` or ``/dumptask help``: show the usage."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCommand:
+    """``/dumptask start|stop <stream> <task>...``: ask for approval to start or pause tasks."""
+
+    action: Action
+    stream: str
+    tasks: tuple[str, ...]
+    """Task names or ids as typed, distinct, in the order first given; 1 to ``MAX_TASKS``."""
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListCommand:
+    """``/dumptask list <stream>``: show the stream's dump tasks."""
+
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCommand:
+    """``/dumptask status [<request-id>]``: one request's history, or the caller's recent ones."""
+
+    request_id: str | None
+
+
+Command = HelpCommand | TaskCommand | ListCommand | StatusCommand
+
+
+def usage_line(subcommand: str) -> str:
+    """The mrkdwn ``Usage: ...`` line of one sub-command, for error messages."""
+    return f"Usage: {_code(_SYNTAX[subcommand], limit=None)}"
+
+
+def usage_text(allowed_streams: Sequence[str] = (), allowed_channels: Sequence[str] = ()) -> str:
+    """The help message (mrkdwn), ending with the streams and channels the bot may be used on."""
+    streams = ", ".join(_code(pattern, limit=None) for pattern in allowed_streams) or "any"
+    channels = ", ".join(f"<#{escape_mrkdwn(channel)}>" for channel in allowed_channels) or "any"
+    return f"{USAGE}\nStreams you may use: {streams}\nChannels: {channels}"
+
+
+def _usage() -> str:
+    commands = "\n".join(
+        f"• {_code(_SYNTAX[name], limit=None)}: {_SUMMARY[name]}"
+        for name in ("start", "stop", "list", "status", "help")
+    )
+    return (
+        "*Start or pause DIS dump tasks, after another on-call engineer approves*\n"
+        f"{commands}\n"
+        "A task is a name or an id; separate several with spaces or commas, at most "
+        f'{MAX_TASKS} per request. `--reason "..."` (or `-r "..."`) puts a reason on the '
+        "approval card.\n"
+        f"Example: {_code(EXAMPLE, limit=None)}"
+    )
+
+
+def parse_command(text: str) -> Command:
+    """Turn the text after ``/dumptask`` into a command, or raise ``CommandError`` saying why."""
+    text = _normalise(text)
+    words = text.split()
+    if not words or words[0].lower() == "help":
+        # Help never fails, whatever follows it.
+        return HelpCommand()
+    tokens = _tokenise(text)
+    name, args = tokens[0].lower(), tokens[1:]
+    if name in (Action.START, Action.STOP):
+        return _parse_task_command(Action(name), args)
+    if name == "list":
+        return _parse_list(args)
+    if name == "status":
+        return _parse_status(args)
+    if name == "help":
+        return HelpCommand()
+    raise _unknown_subcommand(tokens[0])
+
+
+def _normalise(text: str) -> str:
+    """Undo Slack's escaping and the typography phones add, so shlex sees plain text."""
+    text = unescape_mrkdwn(text).replace("\u00a0", " ")
+    text = _APOSTROPHE.sub(_APOSTROPHE_STANDIN, text)
+    return text.translate(_QUOTES)
+
+
+def _tokenise(text: str) -> list[str]:
+    """Split like a POSIX shell, keeping quoted text together; ``#`` and backslash are plain."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # "INC #4312" is a reason, not a comment.
+    lexer.escape = ""  # A backslash is kept as typed rather than swallowed.
+    try:
+        tokens = list(lexer)
+    except ValueError as exc:  # shlex's only complaint here is "No closing quotation".
+        raise CommandError(
+            "A quote was opened but not closed. Put the reason between a pair of quotes, like "
+            f"this:\n{_code(EXAMPLE, limit=None)}"
+        ) from exc
+    return [token.replace(_APOSTROPHE_STANDIN, "'") for token in tokens]
+
+
+def _parse_task_command(action: Action, args: list[str]) -> TaskCommand:
+    subcommand = action.value
+    reason: str | None = None
+    positional: list[str] = []
+    remaining = iter(args)
+    for token in remaining:
+        flag = "--" + token[1:] if token.startswith(_DASHES) else token
+        if not flag.startswith("-"):
+            positional.append(token)
+            continue
+        name, has_value, value = flag.partition("=")
+        if name.lower() not in _REASON_FLAGS:
+            raise _error(
+                f"I don't know the option {_code(token)}. The only option is "
+                '`--reason "..."` (or `-r "..."`).',
+                subcommand,
+            )
+        if reason is not None:
+            raise _error(
+                "Give `--reason` only once, with the whole reason in one pair of quotes.",
+                subcommand,
+            )
+        if not has_value:
+            value = next(remaining, "")
+        reason = _check_reason(value, subcommand)
+
+    items = [item.strip() for token in positional for item in token.split(",")]
+    names = [item for item in items if item]
+    if not names:
+        raise _error(
+            f"Which stream? `{subcommand}` needs a stream and at least one task.", subcommand
+        )
+    stream, tasks = names[0], tuple(dict.fromkeys(names[1:]))
+    _check_name(stream, "stream name", subcommand)
+    if not tasks:
+        raise _error(
+            f"Which tasks of {_code(stream)}? Give at least one task name or id after the stream.",
+            subcommand,
+        )
+    for task in tasks:
+        _check_name(task, "task", subcommand)
+    if len(tasks) > MAX_TASKS:
+        raise _error(
+            f"That is {len(tasks)} tasks, but a stream holds at most {MAX_TASKS} dump tasks, so "
+            f"one request may name at most {MAX_TASKS}. Check the names with "
+            f"{_code('/dumptask list ' + stream, limit=None)}.",
+            subcommand,
+        )
+    return TaskCommand(action=action, stream=stream, tasks=tasks, reason=reason)
+
+
+def _check_reason(value: str, subcommand: str) -> str:
+    reason = value.strip()
+    if not reason:
+        raise _error(
+            '`--reason` needs some text after it, in quotes: `--reason "INC-4312 OBS dump '
+            'stalled"`.',
+            subcommand,
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        raise _error(
+            f"The reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} fit on "
+            "the card. Link to the incident instead.",
+            subcommand,
+        )
+    return reason
+
+
+def _check_name(name: str, what: str, subcommand: str) -> None:
+    """Raise unless ``name`` has the shape DIS allows for stream names, task names and ids."""
+    if NAME.fullmatch(name):
+        return
+    rule = f"Names and ids are 1-{MAX_NAME_LENGTH} letters, digits, `_` or `-`."
+    if len(name) > MAX_NAME_LENGTH:
+        problem = f"is too long: {len(name)} characters, at most {MAX_NAME_LENGTH}."
+    else:
+        bad = dict.fromkeys(char for char in name if not NAME.fullmatch(char))
+        problem = f"has characters that are not allowed: {', '.join(map(_show_char, bad))}."
+    raise _error(f"The {what} {_code(name)} {problem} {rule}", subcommand)
+
+
+def _parse_list(args: list[str]) -> ListCommand:
+    if not args:
+        raise _error("Which stream? `list` needs a stream name.", "list")
+    if len(args) > 1:
+        raise _error(
+            f"`list` takes one stream, but got {len(args)} words: "
+            f"{' '.join(_code(arg) for arg in args)}.",
+            "list",
+        )
+    _check_name(args[0], "stream name", "list")
+    return ListCommand(stream=args[0])
+
+
+def _parse_status(args: list[str]) -> StatusCommand:
+    if len(args) > 1:
+        raise _error(
+            f"`status` takes at most one request id, but got {len(args)} words: "
+            f"{' '.join(_code(arg) for arg in args)}.",
+            "status",
+        )
+    return StatusCommand(request_id=args[0] if args else None)
+
+
+def _unknown_subcommand(word: str) -> CommandError:
+    lowered = word.lower()
+    guess = _ALIASES.get(lowered) or next(
+        iter(difflib.get_close_matches(lowered, SUBCOMMANDS, n=1)), None
+    )
+    if guess is not None:
+        return _error(f"I don't know {_code(word)}. Did you mean `{guess}`?", guess)
+    choices = ", ".join(f"`{name}`" for name in SUBCOMMANDS)
+    return CommandError(
+        f"I don't know {_code(word)}. The sub-commands are {choices}; "
+        "`/dumptask help` shows examples."
+    )
+
+
+def _error(problem: str, subcommand: str) -> CommandError:
+    """A ``CommandError`` saying what was wrong, then the sub-command's correct form."""
+    return CommandError(f"{problem}\n{usage_line(subcommand)}")
+
+
+def _code(text: str, *, limit: int | None = _ECHO_LIMIT) -> str:
+    """Show ``text`` as inline code, escaped, and shortened when it is an echo of user input."""
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    # Inline code cannot contain a backtick, so a typed one is shown as a straight quote.
+    if not text:
+        return '`""`'
+    return "`" + escape_mrkdwn(text.replace("`", "'")) + "`"
+
+
+def _show_char(char: str) -> str:
+    """Name a character so it is visible in a message even if it is a space or invisible."""
+    if char == " ":
+        return "a space"
+    if char == "`":
+        return "a backtick"
+    if not char.isprintable():
+        return f"U+{ord(char):04X}"
+    return _code(char)
+
+
+USAGE: Final = _usage()
+"""The help message without the streams and channels lines (see :func:`usage_text`)."""

@@ -1,0 +1,163 @@
+"""The tables, and how a ``Request`` and an ``AuditEvent`` become rows and back.
+
+A request is kept as JSON of the whole ``Request`` in ``data``; the columns beside it exist only
+to find rows (by state and deadline, by requester) and to guard updates (``version``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from bot.requests import Request
+from bot.store.protocol import AuditEvent, AuditKind
+
+# Any constant will do: it only has to be the same in every replica creating the schema.
+SCHEMA_LOCK_KEY = 0x64756D707461736B
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both backends.
+
+    PostgreSQL keeps it as ``timestamptz``. SQLite has no such type, so it gets naive UTC text in
+    SQLAlchemy's fixed-width format, which compares and sorts correctly as text.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; naive datetimes are refused because their instant is unknown."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing to store a naive datetime: {value.isoformat()}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - the signature is SQLAlchemy's
+    ) -> datetime | None:
+        """Hand back an aware UTC datetime whatever the backend returned."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+requests_table = Table(
+    "requests",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_requests_state_expires_at", "state", "expires_at"),
+    Index("ix_requests_requester_created_at", "requester", "created_at"),
+)
+
+audit_table = Table(
+    "audit_events",
+    metadata,
+    # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("request_id", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_events_request_id", "request_id"),
+)
+
+_REQUEST_JSON = TypeAdapter(Request)
+
+
+def request_to_json(request: Request) -> str:
+    """The whole request as JSON, without ``version``, which lives in its own column."""
+    return _REQUEST_JSON.dump_json(request, exclude={"version"}).decode()
+
+
+def request_from_json(data: str | bytes, version: int = 0) -> Request:
+    """Rebuild a request written by ``request_to_json``, with the row's ``version``."""
+    return replace(_REQUEST_JSON.validate_json(data), version=version)
+
+
+def request_columns(request: Request) -> dict[str, Any]:
+    """The columns of a request's row, except ``id`` and ``version``."""
+    return {
+        "state": request.state.value,
+        "requester": request.requester,
+        "channel": request.channel,
+        "created_at": request.created_at,
+        "expires_at": request.expires_at,
+        "data": request_to_json(request),
+    }
+
+
+def request_from_row(row: Row[Any]) -> Request:
+    """The request a ``requests`` row holds, with the row's version."""
+    return request_from_json(row.data, version=row.version)
+
+
+def event_columns(event: AuditEvent) -> dict[str, Any]:
+    """The columns of an event's row; a detail value JSON cannot hold is kept as its ``str``."""
+    return {
+        "request_id": event.request_id,
+        "kind": str(event.kind),
+        "actor": event.actor,
+        "at": event.at,
+        "detail": json.dumps(dict(event.detail), default=str),
+    }
+
+
+def event_from_row(row: Row[Any]) -> AuditEvent:
+    """The event an ``audit_events`` row holds; unknown kinds stay plain strings."""
+    kind: str = row.kind
+    with contextlib.suppress(ValueError):
+        kind = AuditKind(kind)
+    return AuditEvent(
+        request_id=row.request_id,
+        kind=kind,
+        actor=row.actor,
+        at=row.at,
+        detail=json.loads(row.detail),
+    )
+
+
+def create_schema(connection: Connection) -> None:
+    """Create the missing tables and indexes; ``IF NOT EXISTS`` keeps racing replicas apart."""
+    if connection.dialect.name == "postgresql":
+        # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalog.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    for table in metadata.sorted_tables:
+        connection.execute(CreateTable(table, if_not_exists=True))
+        for index in sorted(table.indexes, key=lambda index: str(index.name)):
+            connection.execute(CreateIndex(index, if_not_exists=True))
