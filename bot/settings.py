@@ -90,7 +90,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///dumptask.db"
     host: str = "0.0.0.0"  # noqa: S104 - the bot listens on all interfaces behind a load balancer
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = Field(default=3000, ge=0, le=65535)
 
     @field_validator(
         "dumptask_allowed_channels",

@@ -1,0 +1,96 @@
+"""The ``dumptask-bot`` command: ``serve``, ``socket``, ``check`` and ``demo``.
+
+A thin entry point: parse the command line, build ``Settings`` once, hand them to the wiring.
+A bad setting ends the program with one line per problem and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.errors import ConfigError
+from bot.settings import Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface other programs rely on."""
+    parser = argparse.ArgumentParser(
+        prog="dumptask-bot",
+        description="Start and pause DIS dump tasks from Slack, behind an approval gate.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="HTTP mode: POST /slack/events and GET /healthz")
+    commands.add_parser("socket", help="Socket Mode: connect to Slack with SLACK_APP_TOKEN")
+    check = commands.add_parser("check", help="validate configuration, Slack, store and DIS")
+    check.add_argument("stream", nargs="?", help="a DIS stream to list with the configured AK/SK")
+    demo = commands.add_parser("demo", help="everything local: bot, DIS and Slack stand-ins")
+    demo.add_argument("--port", type=int, default=8080, help="port of the demo's Slack page")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def require(settings: Settings, variable: str) -> None:
+    """Stop with one clear line when a mode's own secret is missing."""
+    if getattr(settings, variable.lower()) is None:
+        raise ConfigError(f"{variable} is required for this mode but not set")
+
+
+async def run(arguments: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen sub-command; return the process exit status."""
+    from bot.slack.app import create_bot  # noqa: PLC0415 - keeps `--help` fast
+
+    if arguments.command == "check":
+        from bot.check import run_checks  # noqa: PLC0415
+
+        verdicts = await run_checks(settings, arguments.stream)
+        for verdict in verdicts:
+            print(verdict.line())  # noqa: T201 - this is the command's output
+        return 0 if all(verdict.ok for verdict in verdicts) else 1
+    bot = await create_bot(settings)
+    if arguments.command == "serve":
+        from bot.web import serve  # noqa: PLC0415
+
+        await serve(bot, settings.host, settings.port)
+        return 0
+    from bot.socket_mode import run_socket_mode  # noqa: PLC0415
+
+    assert settings.slack_app_token is not None
+    await run_socket_mode(bot, settings.slack_app_token.get_secret_value())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if arguments.command == "demo":
+        from bot.demo import run_demo  # noqa: PLC0415
+
+        return run_demo(port=arguments.port)
+    try:
+        settings = load_settings()
+        if arguments.command == "serve":
+            require(settings, "SLACK_SIGNING_SECRET")
+        if arguments.command == "socket":
+            require(settings, "SLACK_APP_TOKEN")
+    except ConfigError as error:
+        for line in str(error).splitlines():
+            print(f"dumptask-bot: configuration error: {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(run(arguments, settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Slack surface: Block Kit rendering, listeners and wiring."""

@@ -1,0 +1,137 @@
+"""Wire everything together: store, DIS client, Slack client, service, listeners.
+
+``create_bot`` is the one place that knows every part; the entry point, the tests and the demo
+all call it, so they run the same code path as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.dis.client import DisClient, build_http_client, retry_policy_from
+from bot.service import DumptaskService, Rules, utc_now
+from bot.settings import Settings
+from bot.slack.blocks import CardContext
+from bot.slack.directory import SlackDirectory
+from bot.slack.listeners import Listeners
+from bot.slack.notifier import SlackNotifier
+from bot.store import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+
+def rules_from(settings: Settings) -> Rules:
+    """The operator's policy, as the service needs it."""
+    return Rules(
+        allowed_channels=tuple(settings.dumptask_allowed_channels),
+        requesters=tuple(settings.dumptask_requesters),
+        approvers=tuple(settings.dumptask_approvers),
+        allowed_streams=tuple(settings.dumptask_allowed_streams),
+        approvals_required=settings.dumptask_approvals_required,
+        allow_self_approval=settings.dumptask_allow_self_approval,
+        ttl=timedelta(seconds=settings.dumptask_approval_ttl_seconds),
+        verify_timeout=settings.dumptask_verify_timeout_seconds,
+        verify_interval=settings.dumptask_verify_interval_seconds,
+    )
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    """A Web API client that retries rate limits, 5xx answers and dropped connections."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Bot:
+    """A wired bot: the Bolt app plus what must be started and closed with it."""
+
+    app: AsyncApp
+    service: DumptaskService
+    store: Store
+    dis_http: httpx.AsyncClient
+    sweep_interval: float
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def start_background(self) -> None:
+        """Start expiring overdue requests without waiting for anyone to click."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="expiry-sweeper")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.service.expire_due()
+            except Exception:
+                logger.exception("expiry sweep failed; will try again")
+            await asyncio.sleep(self.sweep_interval)
+
+    async def aclose(self) -> None:
+        """Stop background work and release connections."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.dis_http.aclose()
+        await self.store.close()
+
+
+async def create_bot(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    sweep_interval: float | None = None,
+) -> Bot:
+    """Build the whole bot from ``settings``; nothing is read from the environment here."""
+    store = await open_store(settings.database_url)
+    dis_http = build_http_client(settings)
+    dis = DisClient(dis_http, settings.dis_project_id, retry_policy_from(settings))
+    client = slack_client(settings)
+    app = AsyncApp(
+        client=client,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else "unused-in-socket-mode"
+        ),
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    context = CardContext(
+        approvers=tuple(settings.dumptask_approvers),
+        allow_self_approval=settings.dumptask_allow_self_approval,
+    )
+    notifier = SlackNotifier(client, context, store.get)
+    service = DumptaskService(
+        store=store,
+        dis=dis,
+        directory=SlackDirectory(client),
+        notifier=notifier,
+        rules=rules_from(settings),
+        clock=clock,
+    )
+    Listeners(service, notifier).register(app)
+    interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
+    return Bot(app=app, service=service, store=store, dis_http=dis_http, sweep_interval=interval)

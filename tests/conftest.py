@@ -1,0 +1,119 @@
+"""Shared fixtures: the DIS and Slack stand-ins and the real bot between them, over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.dis.models import TaskState
+from bot.settings import Settings
+from bot.sim.bot_thread import BotThread
+from bot.sim.dis import Credential, DisStandIn, TaskSpec
+from bot.sim.slack import SlackStandIn
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+DIS_AK, DIS_SK = "E2EACCESSKEY", "E2ESECRETKEYVALUE"
+BOT_TOKEN = "xoxb-e2e-bot-token"
+SIGNING_SECRET = "e2e-signing-secret"
+
+REQUESTER, APPROVER1, APPROVER2, OUTSIDER = (
+    "U0REQUESTER",
+    "U0APPROVER1",
+    "U0APPROVER2",
+    "U0OUTSIDER",
+)
+INCIDENT, RANDOM = "C0INCIDENT", "C0RANDOM"
+STREAM = "orders-stream"
+OBS_ID, ARCHIVE_ID, DLI_ID = "As805BudhcH1lDs6gbn", "9dSu1wfCytSk1aOLxvF", "Kq3ZtV8mYw2Lp0Rc7Hd"
+
+
+class Clock:
+    """A wall clock the test moves by hand, so expiry needs no waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def dis() -> Iterator[DisStandIn]:
+    stand_in = DisStandIn(
+        project_id=PROJECT,
+        credentials=[Credential(DIS_AK, DIS_SK)],
+        streams={
+            STREAM: [
+                TaskSpec("orders-to-obs", TaskState.RUNNING, task_id=OBS_ID),
+                TaskSpec("orders-archive", TaskState.PAUSED, task_id=ARCHIVE_ID),
+                TaskSpec("orders-to-dli", TaskState.PAUSED, task_id=DLI_ID),
+            ],
+            "clicks-stream": [TaskSpec("clicks-to-obs", TaskState.PAUSED)],
+        },
+        start_delay=0.05,
+    )
+    with stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    stand_in = SlackStandIn(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
+    stand_in.with_sample_workspace()
+    with stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_settings(
+    tmp_path: Any, dis: DisStandIn, slack: SlackStandIn, **overrides: Any
+) -> Settings:
+    """Settings for a bot wired to the stand-ins, with a fresh SQLite file and quick read-backs."""
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "dis_endpoint": dis.url,
+        "dis_project_id": PROJECT,
+        "dis_access_key": DIS_AK,
+        "dis_secret_key": DIS_SK,
+        "dis_timeout_seconds": 2,
+        "dis_retry_attempts": 2,
+        "dis_retry_total_seconds": 3,
+        "database_url": f"sqlite:///{tmp_path}/bot.db",
+        "host": "127.0.0.1",
+        "port": 0,
+        "dumptask_verify_interval_seconds": 0.05,
+        "dumptask_verify_timeout_seconds": 3,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def start_bot(tmp_path, dis, slack, clock) -> Iterator[Callable[..., BotThread]]:
+    """Start the real bot (uvicorn, SQLite) with setting overrides; stopped after the test."""
+    running: list[BotThread] = []
+
+    def start(**overrides: Any) -> BotThread:
+        bot = BotThread(
+            make_settings(tmp_path, dis, slack, **overrides), clock=clock, sweep_interval=0.05
+        )
+        bot.start()
+        running.append(bot)
+        slack.request_url = bot.events_url
+        return bot
+
+    yield start
+    for bot in running:
+        bot.stop()

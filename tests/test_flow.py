@@ -1,0 +1,448 @@
+"""The approval flow end to end, over real HTTP on loopback.
+
+Signed requests go to the real bot (uvicorn, SQLite); stand-ins play the Slack Web API and DIS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from bot.dis.models import TaskState
+from bot.sim.dis import Fault
+from tests.conftest import (
+    APPROVER1,
+    APPROVER2,
+    ARCHIVE_ID,
+    DLI_ID,
+    INCIDENT,
+    OBS_ID,
+    OUTSIDER,
+    RANDOM,
+    REQUESTER,
+    STREAM,
+)
+from tests.flow_helpers import (
+    APPROVE,
+    CANCEL,
+    card_text,
+    eventually,
+    has_buttons,
+    wait_for_card,
+    wait_for_ephemeral,
+    wait_for_thread_reply,
+)
+
+
+def test_start_happy_path(start_bot, slack, dis):
+    """Request, approve, one signed start call, the card and thread report RUNNING."""
+    start_bot()
+    ack = slack.send_command(
+        REQUESTER, INCIDENT, f'start {STREAM} orders-archive --reason "INC-1 stalled"'
+    )
+    assert ack.status_code == 200
+    card = wait_for_card(slack, INCIDENT)
+    shown = card_text(slack, INCIDENT, card.ts)
+    assert "orders-archive" in shown and ARCHIVE_ID in shown and "PAUSED" in shown
+    assert "INC-1 stalled" in shown
+    assert has_buttons(slack, INCIDENT, card.ts)
+
+    assert slack.click(APPROVER1, INCIDENT, card.ts, APPROVE).status_code == 200
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "RUNNING" in reply.text
+    assert dis.task_state(STREAM, ARCHIVE_ID) == TaskState.RUNNING
+    [call] = dis.action_calls()
+    assert (call.action, call.task_ids, call.status) == ("start", (ARCHIVE_ID,), 200)
+    assert not has_buttons(slack, INCIDENT, card.ts)
+    assert "succeeded" in card_text(slack, INCIDENT, card.ts).lower()
+    assert all(not c.missing_text_fallback for c in slack.calls if c.method.startswith("chat."))
+
+
+def test_stop_happy_path(start_bot, slack, dis):
+    """A stop request, once approved, pauses the task and reports PAUSED."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"stop {STREAM} {OBS_ID}")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "PAUSED" in reply.text
+    assert dis.task_state(STREAM, OBS_ID) == TaskState.PAUSED
+    assert [c.action for c in dis.action_calls()] == ["stop"]
+
+
+def test_names_are_resolved_to_ids(start_bot, slack, dis):
+    """Tasks named by name (and by id, with commas) are sent to DIS by id, once each."""
+    start_bot()
+    slack.send_command(
+        REQUESTER, INCIDENT, f"START {STREAM} orders-archive,{DLI_ID} orders-archive"
+    )
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    [call] = dis.action_calls()
+    assert sorted(call.task_ids) == sorted([ARCHIVE_ID, DLI_ID])
+
+
+def test_already_in_wanted_state_is_flagged(start_bot, slack):
+    """A task already RUNNING is flagged on a start card."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-to-obs")
+    card = wait_for_card(slack, INCIDENT)
+    assert "already" in card_text(slack, INCIDENT, card.ts).lower()
+
+
+def test_unknown_task_is_refused_with_the_tasks_that_exist(start_bot, slack, dis):
+    """An unknown task gets an ephemeral refusal listing the stream's tasks; no card is posted."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} no-such-task")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "no-such-task" in text
+    assert "orders-archive" in text and ARCHIVE_ID in text
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_requester_cannot_approve_own_request(start_bot, slack, dis):
+    """The requester's own approve click is refused ephemerally; the card is unchanged."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    before = slack.message(INCIDENT, card.ts).blocks
+    slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "someone else" in text
+    assert slack.message(INCIDENT, card.ts).blocks == before
+    assert not dis.action_calls()
+
+
+def test_self_approval_when_allowed(start_bot, slack, dis):
+    """With DUMPTASK_ALLOW_SELF_APPROVAL the requester's own click executes the request."""
+    start_bot(dumptask_allow_self_approval=True)
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert len(dis.action_calls()) == 1
+
+
+def test_non_approver_is_refused(start_bot, slack, dis):
+    """Someone outside DUMPTASK_APPROVERS (a user group here) cannot approve."""
+    start_bot(dumptask_approvers="S0ONCALL")
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(OUTSIDER, INCIDENT, card.ts, APPROVE)
+    [text] = wait_for_ephemeral(slack, INCIDENT, OUTSIDER)
+    assert "not one of the approvers" in text
+    assert has_buttons(slack, INCIDENT, card.ts)
+    slack.click(APPROVER2, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert len(dis.action_calls()) == 1
+
+
+def test_quorum_of_two(start_bot, slack, dis):
+    """With two approvals required, the first shows progress and only the second executes."""
+    start_bot(dumptask_approvals_required=2)
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    eventually(lambda: "1 of 2" in card_text(slack, INCIDENT, card.ts), what="progress on the card")
+    assert has_buttons(slack, INCIDENT, card.ts)
+    assert not dis.action_calls()
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    [text] = wait_for_ephemeral(slack, INCIDENT, APPROVER1)
+    assert "already approved" in text
+    slack.click(APPROVER2, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert len(dis.action_calls()) == 1
+
+
+def test_cancel(start_bot, slack, dis):
+    """The requester cancels; the card says who, loses its buttons, and approval is refused."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(REQUESTER, INCIDENT, card.ts, CANCEL)
+    eventually(lambda: not has_buttons(slack, INCIDENT, card.ts), what="buttons gone")
+    assert "cancelled" in card_text(slack, INCIDENT, card.ts).lower()
+    assert REQUESTER in card_text(slack, INCIDENT, card.ts)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    [text] = wait_for_ephemeral(slack, INCIDENT, APPROVER1)
+    assert "cancelled" in text
+    assert not dis.action_calls()
+
+
+def test_outsider_cannot_cancel(start_bot, slack):
+    """Someone who is neither requester nor approver cannot cancel."""
+    start_bot(dumptask_approvers="U0APPROVER1")
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(OUTSIDER, INCIDENT, card.ts, CANCEL)
+    [text] = wait_for_ephemeral(slack, INCIDENT, OUTSIDER)
+    assert "cancel" in text
+    assert has_buttons(slack, INCIDENT, card.ts)
+
+
+def test_expiry_updates_the_card_without_a_click(start_bot, slack, dis, clock):
+    """Past the TTL the card says it expired by itself, and approval is refused."""
+    start_bot(dumptask_approval_ttl_seconds=60)
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    clock.advance(61)
+    eventually(
+        lambda: "expired" in card_text(slack, INCIDENT, card.ts).lower(), what="expired card"
+    )
+    assert not has_buttons(slack, INCIDENT, card.ts)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    [text] = wait_for_ephemeral(slack, INCIDENT, APPROVER1)
+    assert "expired" in text
+    assert not dis.action_calls()
+
+
+def test_twenty_concurrent_approvals_make_one_dis_call(start_bot, slack, dis):
+    """Twenty approve clicks at once (many users, double clicks) lead to exactly one DIS call."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    clickers = [APPROVER1, APPROVER2, OUTSIDER] * 7
+    barrier = threading.Barrier(20)
+    statuses: list[int] = []
+
+    def click(user: str) -> None:
+        barrier.wait()
+        statuses.append(slack.click(user, INCIDENT, card.ts, APPROVE).status_code)
+
+    threads = [threading.Thread(target=click, args=(user,)) for user in clickers[:20]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 20
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert len(dis.action_calls()) == 1
+    assert len(slack.thread(INCIDENT, card.ts)) == 1
+
+
+def test_dis_error_is_reported_with_code_and_request_id(start_bot, slack, dis):
+    """A DIS refusal of the batch call shows its code, message, request id and advice."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    dis.inject(Fault.dis_error(403, "DIS.4116", "No permission for DIS.", method="POST"))
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    [call] = [c for c in dis.calls if c.method == "POST"]
+    shown = reply.text + str(reply.blocks)
+    assert "DIS.4116" in shown
+    assert call.request_id in shown
+    assert "permission" in shown.lower()
+    assert "failed" in card_text(slack, INCIDENT, card.ts).lower()
+
+
+def test_dis_unavailable_when_asking_still_posts_card(start_bot, slack, dis):
+    """When DIS cannot be reached, the card is posted saying the state is unknown and why."""
+    start_bot()
+    dis.inject(Fault.status(503, fraction=1.0))
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
+    card = wait_for_card(slack, INCIDENT)
+    shown = card_text(slack, INCIDENT, card.ts).lower()
+    assert "unknown" in shown
+    assert "503" in shown or "unavailable" in shown
+    dis.clear_faults()
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "RUNNING" in reply.text
+
+
+def test_dis_recovering_within_retries_succeeds(start_bot, slack, dis):
+    """A DIS failing once with 503 on the batch call recovers through the retry."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    dis.inject(Fault.status(503, count=1, method="POST"))
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "RUNNING" in reply.text
+    assert [c.status for c in dis.action_calls()] == [503, 200]
+
+
+def test_dis_down_on_approval_then_retry_by_new_request(start_bot, slack, dis):
+    """DIS down at approval time fails the request with advice; a new request then succeeds."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    dis.inject(Fault.status(503, fraction=1.0))
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "try again" in (reply.text + str(reply.blocks)).lower()
+    dis.clear_faults()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    second = wait_for_card(slack, INCIDENT, count=2)
+    slack.click(APPROVER1, INCIDENT, second.ts, APPROVE)
+    assert "RUNNING" in wait_for_thread_reply(slack, INCIDENT, second.ts).text
+
+
+def test_channel_mention_in_reason_is_escaped(start_bot, slack):
+    """A reason of <!channel> is shown escaped, so it pings nobody."""
+    start_bot()
+    slack.send_command(
+        REQUESTER,
+        INCIDENT,
+        f'start {STREAM} orders-archive -r "<!channel> look <https://evil|here>"',
+    )
+    card = wait_for_card(slack, INCIDENT)
+    message = slack.message(INCIDENT, card.ts)
+    everything = message.text + str(message.blocks)
+    assert "<!channel>" not in everything
+    assert "<https://evil" not in everything
+    assert "&lt;!channel&gt;" in everything
+
+
+def test_forged_signature_is_rejected(start_bot, slack):
+    """A request with a wrong signature gets 401 and changes nothing."""
+    bot = start_bot()
+    response = slack.send_command(
+        REQUESTER, INCIDENT, f"start {STREAM} orders-archive", signature="v0=" + "0" * 64
+    )
+    assert response.status_code == 401
+    assert not slack.calls_to("chat.postMessage")
+    assert bot.url
+
+
+def test_stale_timestamp_is_rejected(start_bot, slack):
+    """A correctly signed request older than five minutes gets 401."""
+    start_bot()
+    response = slack.send_command(REQUESTER, INCIDENT, "help", timestamp=int(time.time()) - 600)
+    assert response.status_code == 401
+
+
+def test_disallowed_channel_is_refused(start_bot, slack):
+    """Outside DUMPTASK_ALLOWED_CHANNELS the command is refused with where to use it."""
+    start_bot(dumptask_allowed_channels="C0INCIDENT")
+    slack.send_command(REQUESTER, RANDOM, f"start {STREAM} orders-archive")
+    [text] = wait_for_ephemeral(slack, RANDOM, REQUESTER)
+    assert "<#C0INCIDENT>" in text
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_disallowed_stream_is_refused(start_bot, slack):
+    """A stream outside DUMPTASK_ALLOWED_STREAMS is refused, naming the allowed patterns."""
+    start_bot(dumptask_allowed_streams="clicks-*")
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "clicks-*" in text
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_non_requester_is_refused(start_bot, slack):
+    """Someone outside DUMPTASK_REQUESTERS cannot ask."""
+    start_bot(dumptask_requesters="S0ONCALL")
+    slack.send_command(OUTSIDER, INCIDENT, f"start {STREAM} orders-archive")
+    [text] = wait_for_ephemeral(slack, INCIDENT, OUTSIDER)
+    assert "not allowed" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("strat orders-stream a", "did you mean"),
+        ("start", "stream"),
+        ("start orders-stream", "task"),
+        ("start orders.stream a", "orders.stream"),
+        ("start orders-stream a b c d e f", "at most 5"),
+        ('start orders-stream a --reason "unterminated', "quote"),
+    ],
+)
+def test_bad_commands_are_answered_clearly(start_bot, slack, text, expected):
+    """Each kind of bad command gets an ephemeral answer with the problem and the usage."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, text)
+    [answer] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert expected in answer.lower() or expected in answer
+    assert "/dumptask" in answer
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_help_lists_usage_streams_and_channels(start_bot, slack):
+    """`/dumptask help` shows usage plus the caller's allowed streams and channels."""
+    start_bot(dumptask_allowed_streams="orders-*", dumptask_allowed_channels="C0INCIDENT")
+    slack.send_command(REQUESTER, INCIDENT, "")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "/dumptask start" in text and "orders-*" in text and "<#C0INCIDENT>" in text
+
+
+def test_not_in_channel_is_explained(start_bot, slack):
+    """When the bot is not in the channel, the user is told to invite it."""
+    start_bot()
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "/invite" in text
+
+
+def test_slack_rate_limit_on_card_update_is_retried(start_bot, slack, dis):
+    """A rate-limited chat.update is retried by the SDK handler and the card still updates."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.fail_next("chat.update", "ratelimited", retry_after=0)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    eventually(
+        lambda: "succeeded" in card_text(slack, INCIDENT, card.ts).lower(), what="final card"
+    )
+
+
+def test_card_update_failure_posts_outcome_as_new_message(start_bot, slack, dis):
+    """If the card cannot be updated, the outcome is posted as a new message instead."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.fail_next("chat.update", "message_not_found", count=10)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    eventually(
+        lambda: any(
+            "succeeded" in (m.text.lower()) for m in slack.messages(INCIDENT) if m.ts != card.ts
+        ),
+        what="outcome as a new message",
+    )
+
+
+def test_healthz(start_bot):
+    """GET /healthz answers 200 while the store is reachable."""
+    bot = start_bot()
+    response = httpx.get(f"{bot.url}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+
+
+def test_audit_trail_records_every_step(start_bot, slack, dis):
+    """The audit trail holds requested, refused click, approved, DIS call and verification."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
+    wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert bot.bot is not None
+    [request] = bot.run(bot.bot.store.recent_for(REQUESTER))
+    trail = bot.run(bot.bot.store.audit_trail(request.id))
+    kinds = [event.kind for event in trail]
+    for kind in (
+        "requested",
+        "card_posted",
+        "refused_click",
+        "approved",
+        "dis_call",
+        "verification",
+    ):
+        assert kind in kinds
+    [post] = [call for call in dis.calls if call.method == "POST"]
+    dis_call = next(event for event in trail if event.kind == "dis_call")
+    assert dis_call.detail["dis_request_id"] == post.request_id
+    assert dis_call.actor == "bot"
+    approved = next(event for event in trail if event.kind == "approved")
+    assert approved.actor == APPROVER1
