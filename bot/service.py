@@ -16,6 +16,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from bot import requests as lifecycle
@@ -74,6 +75,12 @@ class Rules:
     ttl: timedelta = timedelta(seconds=900)
     verify_timeout: float = 120.0
     verify_interval: float = 2.0
+    dis_call_budget: float = 30.0
+
+    @property
+    def abandoned_after(self) -> timedelta:
+        """How long an execution may take before another replica assumes its owner died."""
+        return timedelta(seconds=self.dis_call_budget * 2 + self.verify_timeout + 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +327,37 @@ class DumptaskService:
             if result is not None:
                 expired.append(result)
         return expired
+
+    async def resume_abandoned(self) -> list[Request]:
+        """Finish executions whose process died (a restart, a lost replica), by reading back.
+
+        The batch call is never repeated: whether or not it reached DIS, the tasks' states now
+        say what happened, and the outcome notes that the bot was interrupted.
+        """
+        resumed = []
+        cutoff = self._clock() - self._rules.abandoned_after
+        for request in await self._store.executing():
+            if request.decided_at is None or request.decided_at > cutoff:
+                continue
+            outcome = await self._verify(request, dis_request_id=None)
+            outcome = replace(
+                outcome,
+                tasks=tuple(
+                    replace(task, detail=task.detail or "read back after the bot was interrupted")
+                    for task in outcome.tasks
+                ),
+            )
+            try:
+                finished = await self._change(
+                    request.id, partial(lifecycle.finish, outcome=outcome)
+                )
+            except lifecycle.IllegalTransitionError:
+                continue  # another replica finished it first
+            await self.audit(AuditKind.VERIFICATION, request.id, "bot", resumed=True)
+            await self._notifier.request_changed(finished)
+            await self._notifier.outcome_ready(finished)
+            resumed.append(finished)
+        return resumed
 
     # -- executing ------------------------------------------------------------------------
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace as dataclass_replace
 
 import httpx
 import pytest
 
 from bot.dis.models import TaskState
+from bot.requests import Approval, RequestState
 from bot.sim.dis import Fault
 from tests.conftest import (
     APPROVER1,
@@ -446,3 +448,50 @@ def test_audit_trail_records_every_step(start_bot, slack, dis):
     assert dis_call.actor == "bot"
     approved = next(event for event in trail if event.kind == "approved")
     assert approved.actor == APPROVER1
+
+
+def test_execution_abandoned_by_a_crash_is_finished_by_reading_back(start_bot, slack, dis, clock):
+    """A request left executing by a dead process is finished later without a second DIS call."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    assert bot.bot is not None
+    store = bot.bot.store
+    [request] = bot.run(store.recent_for(REQUESTER))
+    crashed = dataclass_replace(
+        request,
+        state=RequestState.EXECUTING,
+        approvals=(Approval(APPROVER1, clock.now),),
+        decided_by=APPROVER1,
+        decided_at=clock.now,
+    )
+    assert bot.run(store.update(crashed, request.version)) is not None
+    dis.set_state(STREAM, ARCHIVE_ID, TaskState.RUNNING)
+    clock.advance(3600)
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "interrupted" in reply.text
+    assert "RUNNING" in reply.text
+    assert not dis.action_calls()
+    eventually(
+        lambda: "succeeded" in card_text(slack, INCIDENT, card.ts).lower(), what="final card"
+    )
+
+
+def test_ack_is_immediate_even_when_dis_is_slow(start_bot, slack, dis):
+    """With DIS taking longer than Slack's 3 s, eight commands at once are all acknowledged."""
+    start_bot(dis_timeout_seconds=10, dis_retry_total_seconds=10)
+    dis.inject(Fault.latency(3.5, fraction=1.0))
+    results: list[int] = []
+
+    def ask() -> None:
+        results.append(
+            slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive").status_code
+        )
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 8, "no operation_timeout"
+    eventually(lambda: len(slack.calls_to("chat.postMessage")) == 8, timeout=15, what="eight cards")

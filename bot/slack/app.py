@@ -46,6 +46,7 @@ def rules_from(settings: Settings) -> Rules:
         ttl=timedelta(seconds=settings.dumptask_approval_ttl_seconds),
         verify_timeout=settings.dumptask_verify_timeout_seconds,
         verify_interval=settings.dumptask_verify_interval_seconds,
+        dis_call_budget=settings.dis_retry_total_seconds,
     )
 
 
@@ -75,7 +76,7 @@ class Bot:
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start_background(self) -> None:
-        """Start expiring overdue requests without waiting for anyone to click."""
+        """Expire overdue requests and finish abandoned executions, without waiting for clicks."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="expiry-sweeper")
 
@@ -83,8 +84,9 @@ class Bot:
         while True:
             try:
                 await self.service.expire_due()
+                await self.service.resume_abandoned()
             except Exception:
-                logger.exception("expiry sweep failed; will try again")
+                logger.exception("background sweep failed; will try again")
             await asyncio.sleep(self.sweep_interval)
 
     async def aclose(self) -> None:
