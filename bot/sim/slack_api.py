@@ -221,6 +221,10 @@ class Workspace:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bot_token = bot_token
+        # Socket Mode: the app-level token ``apps.connections.open`` accepts, and the WebSocket
+        # URL it hands out (a ``SocketModeStandIn``); both unset in HTTP-mode tests.
+        self.app_token: str | None = None
+        self.socket_url: str | None = None
         self.team = team
         self.bot = bot
         self._clock = clock
@@ -303,6 +307,11 @@ class Workspace:
         """Every message of a channel, thread replies and ephemeral ones included, by ``ts``."""
         with self._cond:
             return [_copy(message) for message in self._messages[channel_id]]
+
+    def snapshot(self, channel_id: str) -> tuple[int, list[Message]]:
+        """The version and a channel's messages, read at once so they always belong together."""
+        with self._cond:
+            return self._version, [_copy(message) for message in self._messages[channel_id]]
 
     def message(self, channel_id: str, ts: str) -> Message:
         """One message; ``KeyError`` when there is none with that ``ts``."""
@@ -405,6 +414,8 @@ class Workspace:
             fault = queue.popleft()
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return Reply(fault.status, {"ok": False, "error": fault.error}, headers)
+        if method == "apps.connections.open":
+            return self._connections_open(token)
         handler = self._methods.get(method)
         if handler is None:
             return _error("unknown_method")
@@ -416,6 +427,16 @@ class Workspace:
             return Reply(200, {"ok": True, **handler(args)})
         except ApiError as exc:
             return _error(exc.error)
+
+    def _connections_open(self, token: str | None) -> Reply:
+        """Socket Mode's first step: an app-level token gets the WebSocket URL to connect to."""
+        if not token:
+            return _error("not_authed")
+        if self.app_token is None or token != self.app_token:
+            return _error("invalid_auth")
+        if self.socket_url is None:
+            return _error("internal_error")
+        return Reply(200, {"ok": True, "url": self.socket_url})
 
     def _auth_test(self, _args: JsonDict) -> JsonDict:
         return {

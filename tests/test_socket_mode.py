@@ -1,0 +1,97 @@
+"""The same flow through Socket Mode: the bot connects over a real WebSocket, no signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from bot.dis.models import TaskState
+from bot.sim.slack_socket import SocketModeStandIn
+from bot.slack.app import create_bot
+from bot.socket_mode import run_socket_mode
+from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM, make_settings
+from tests.flow_helpers import APPROVE, wait_for_card, wait_for_ephemeral, wait_for_thread_reply
+
+APP_TOKEN = "xapp-1-A0TEST-socket-token"
+
+
+@pytest.fixture
+def socket_link(slack) -> Iterator[SocketModeStandIn]:
+    with SocketModeStandIn() as link:
+        slack.workspace.app_token = APP_TOKEN
+        slack.workspace.socket_url = link.url
+        yield link
+
+
+@pytest.fixture
+def socket_bot(tmp_path, dis, slack, socket_link) -> Iterator[None]:
+    """`dumptask-bot socket`'s own entry point, run on a thread until the test ends."""
+    settings = make_settings(
+        tmp_path, dis, slack, slack_signing_secret=None, slack_app_token=APP_TOKEN
+    )
+    stopped = threading.Event()
+
+    async def main() -> None:
+        bot = await create_bot(settings, sweep_interval=0.05)
+        task = asyncio.create_task(run_socket_mode(bot, APP_TOKEN))
+        await asyncio.to_thread(stopped.wait)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert socket_link.wait_connected(), "the bot opened its Socket Mode connection"
+    yield
+    stopped.set()
+    thread.join(timeout=30)
+
+
+def envelope(slack, kind: str, payload: dict) -> dict:
+    return {
+        "envelope_id": str(uuid.uuid4()),
+        "type": kind,
+        "accepts_response_payload": kind == "slash_commands",
+        "payload": payload,
+    }
+
+
+def test_command_and_approval_over_socket_mode(socket_bot, socket_link, slack, dis):
+    """A slash command and an approval delivered as Socket Mode envelopes start the task."""
+    command = slack.build_slash_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    ack = socket_link.deliver(envelope(slack, "slash_commands", command))
+    assert ack["envelope_id"]
+    card = wait_for_card(slack, INCIDENT)
+    click = slack.build_block_action(APPROVER1, INCIDENT, card.ts, APPROVE, None)
+    socket_link.deliver(envelope(slack, "interactive", click))
+    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "RUNNING" in reply.text
+    assert dis.task_state(STREAM, ARCHIVE_ID) == TaskState.RUNNING
+    assert len(dis.action_calls()) == 1
+
+
+def test_bad_command_is_answered_in_the_ack_payload(socket_bot, socket_link, slack):
+    """A mistake is answered in the envelope's acknowledgement, which Slack shows ephemerally."""
+    command = slack.build_slash_command(REQUESTER, INCIDENT, "strat orders-stream a")
+    ack = socket_link.deliver(envelope(slack, "slash_commands", command))
+    assert "did you mean" in ack["payload"]["text"].lower()
+
+
+def test_refusal_reaches_the_user_over_socket_mode(socket_bot, socket_link, slack, dis):
+    """The requester's own approval is refused ephemerally, through response_url."""
+    command = slack.build_slash_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    socket_link.deliver(envelope(slack, "slash_commands", command))
+    card = wait_for_card(slack, INCIDENT)
+    socket_link.deliver(
+        envelope(
+            slack,
+            "interactive",
+            slack.build_block_action(REQUESTER, INCIDENT, card.ts, APPROVE, None),
+        )
+    )
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "someone else" in text
+    assert not dis.action_calls()
