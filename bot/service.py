@@ -245,6 +245,31 @@ class DumptaskService:
         assert stored is not None
         return stored
 
+    async def list_tasks(self, stream: str, user_id: str, channel_id: str) -> list[DumpTask]:
+        """The stream's dump tasks, for ``/dumptask list``, within the same policy as requests."""
+        await self.check_caller(user_id, channel_id, stream)
+        try:
+            return await self._dis.list_tasks(stream)
+        except DisError as error:
+            raise CommandError(
+                f"Could not list stream `{escape_mrkdwn(stream)}`: "
+                f"{escape_mrkdwn(error.summary)}. {error.kind.advice}"
+            ) from error
+
+    async def history(self, request_id: str) -> tuple[Request, list[AuditEvent]]:
+        """One request and its audit trail, for ``/dumptask status <request>``."""
+        request = await self._store.get(request_id)
+        if request is None:
+            raise CommandError(
+                f"There is no request `{escape_mrkdwn(request_id)}`. "
+                "Type `/dumptask status` to see your recent requests."
+            )
+        return request, await self._store.audit_trail(request_id)
+
+    async def recent(self, user_id: str) -> list[Request]:
+        """The caller's most recent requests, newest first."""
+        return await self._store.recent_for(user_id, limit=5)
+
     async def attach_card(self, request: Request, card_ts: str) -> Request:
         """Remember where the card is, so later changes update it."""
         updated = await self._change(request.id, lambda current: replace(current, card_ts=card_ts))

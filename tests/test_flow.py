@@ -495,3 +495,41 @@ def test_ack_is_immediate_even_when_dis_is_slow(start_bot, slack, dis):
         thread.join()
     assert results == [200] * 8, "no operation_timeout"
     eventually(lambda: len(slack.calls_to("chat.postMessage")) == 8, timeout=15, what="eight cards")
+
+
+def test_list_shows_tasks_with_ids_and_states(start_bot, slack):
+    """`/dumptask list <stream>` answers only the caller with each task's name, id and state."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"list {STREAM}")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert f"`orders-archive` (`{ARCHIVE_ID}`): PAUSED" in text
+    assert f"`orders-to-obs` (`{OBS_ID}`): RUNNING" in text
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_list_respects_allowed_streams(start_bot, slack):
+    """Listing a stream the bot may not touch is refused like a request would be."""
+    start_bot(dumptask_allowed_streams="clicks-*")
+    slack.send_command(REQUESTER, INCIDENT, f"list {STREAM}")
+    [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "may not touch" in text
+
+
+def test_status_shows_recent_requests_and_one_history(start_bot, slack, dis):
+    """`/dumptask status` lists the caller's requests; with an id it shows the audit trail."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert bot.bot is not None
+    [request] = bot.run(bot.bot.store.recent_for(REQUESTER))
+    slack.send_command(REQUESTER, INCIDENT, "status")
+    [recent] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert request.id in recent
+    assert "succeeded" in recent
+    slack.send_command(REQUESTER, INCIDENT, f"status {request.id}")
+    history = wait_for_ephemeral(slack, INCIDENT, REQUESTER, count=2)[-1]
+    for kind in ("requested", "approved", "dis_call", "verification"):
+        assert kind in history
+    assert f"<@{APPROVER1}>" in history

@@ -7,6 +7,7 @@ DIS returned is escaped with ``escape_mrkdwn`` before it enters mrkdwn or the fa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +25,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.dis.models import TaskAction, TaskState
+from bot.dis.models import DumpTask, TaskAction, TaskState
 from bot.requests import Request, RequestState
+from bot.store import AuditEvent
 from bot.text import escape_mrkdwn
 
 APPROVE_ACTION_ID = "dumptask.approve"
@@ -259,3 +261,54 @@ def render_outcome_reply(request: Request) -> Message:
 def render_text(text: str) -> Message:
     """A text-only message (ephemeral answers); ``text`` must already be mrkdwn-safe."""
     return Message(text=text, blocks=[])
+
+
+def render_task_list(stream: str, tasks: Sequence[DumpTask]) -> Message:
+    """``/dumptask list``: each task's name, id, state, destination and last transfer."""
+    title = f"Dump tasks of stream `{escape_mrkdwn(stream)}`:"
+    lines = [title]
+    for task in tasks:
+        last = slack_date(task.last_transfer_at) if task.last_transfer_at else "never"
+        lines.append(
+            f"• `{escape_mrkdwn(task.name)}` (`{escape_mrkdwn(task.task_id)}`): {task.state} · "
+            f"{escape_mrkdwn(task.destination_type or 'unknown destination')} · "
+            f"last transfer {last}"
+        )
+    if not tasks:
+        lines.append("_This stream has no dump tasks._")
+    return render_text(truncate("\n".join(lines), SECTION_LIMIT))
+
+
+def render_history(request: Request, trail: Sequence[AuditEvent]) -> Message:
+    """``/dumptask status <request>``: the request's state and every audited step."""
+    summary = (
+        f"Request `{request.id}`: {_verb(request.action)} {_count(request)} on stream "
+        f"`{escape_mrkdwn(request.stream)}`, *{request.state.value}*."
+    )
+    lines = [summary]
+    for event in trail:
+        who = mention(event.actor) if event.actor and event.actor != "bot" else "the bot"
+        details = ", ".join(
+            f"{escape_mrkdwn(str(key))}={escape_mrkdwn(str(value))}"
+            for key, value in event.detail.items()
+            if value not in (None, "", [], {})
+        )
+        lines.append(
+            f"• {slack_date(event.at)} {escape_mrkdwn(str(event.kind))} by {who}"
+            + (f": {details}" if details else "")
+        )
+    return render_text(truncate("\n".join(lines), SECTION_LIMIT))
+
+
+def render_recent(requests: Sequence[Request]) -> Message:
+    """``/dumptask status``: the caller's recent requests, newest first."""
+    if not requests:
+        return render_text("You have no requests yet. Try `/dumptask help`.")
+    lines = ["Your recent requests (`/dumptask status <request>` shows one in full):"]
+    lines.extend(
+        f"• `{request.id}` {_verb(request.action)} {_count(request)} on "
+        f"`{escape_mrkdwn(request.stream)}`: *{request.state.value}* · "
+        f"{slack_date(request.created_at)}"
+        for request in requests
+    )
+    return render_text("\n".join(lines))

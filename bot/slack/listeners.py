@@ -16,10 +16,23 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import HelpCommand, TaskCommand, parse_command, usage_text
+from bot.commands import (
+    HelpCommand,
+    ListCommand,
+    StatusCommand,
+    TaskCommand,
+    parse_command,
+    usage_text,
+)
 from bot.errors import CommandError
 from bot.service import DumptaskService
-from bot.slack.blocks import APPROVE_ACTION_ID, CANCEL_ACTION_ID
+from bot.slack.blocks import (
+    APPROVE_ACTION_ID,
+    CANCEL_ACTION_ID,
+    render_history,
+    render_recent,
+    render_task_list,
+)
 from bot.slack.notifier import SlackNotifier
 
 logger = logging.getLogger(__name__)
@@ -86,14 +99,31 @@ class Listeners:
                 text=usage_text(rules.allowed_streams, rules.allowed_channels),
             )
             return
-        if not isinstance(parsed, TaskCommand):
-            await ack(
-                response_type="ephemeral",
-                text="`list` and `status` are not available yet. Try `/dumptask help`.",
-            )
-            return
         await ack()
-        await self._after_ack(command, client, respond, self._ask(parsed, command))
+        if isinstance(parsed, TaskCommand):
+            work = self._ask(parsed, command)
+        elif isinstance(parsed, ListCommand):
+            work = self._list(parsed, command, respond)
+        else:
+            work = self._status(parsed, command, respond)
+        await self._after_ack(command, client, respond, work)
+
+    async def _list(
+        self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        tasks = await self._service.list_tasks(
+            command.stream, payload["user_id"], payload["channel_id"]
+        )
+        await respond(text=render_task_list(command.stream, tasks).text, response_type="ephemeral")
+
+    async def _status(
+        self, command: StatusCommand, payload: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        if command.request_id is None:
+            message = render_recent(await self._service.recent(payload["user_id"]))
+        else:
+            message = render_history(*await self._service.history(command.request_id))
+        await respond(text=message.text, response_type="ephemeral")
 
     async def on_approve(
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
