@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from bot.dis.models import TaskState
@@ -28,6 +31,9 @@ REQUESTER, APPROVER1, APPROVER2, OUTSIDER = (
 INCIDENT, RANDOM = "C0INCIDENT", "C0RANDOM"
 STREAM = "orders-stream"
 OBS_ID, ARCHIVE_ID, DLI_ID = "As805BudhcH1lDs6gbn", "9dSu1wfCytSk1aOLxvF", "Kq3ZtV8mYw2Lp0Rc7Hd"
+POSTGRES_URL = os.environ.get(
+    "DUMPTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 class Clock:
@@ -117,3 +123,28 @@ def start_bot(tmp_path, dis, slack, clock) -> Iterator[Callable[..., BotThread]]
     yield start
     for bot in running:
         bot.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL URL, or a skip (a failure when CI=true) if the server cannot be reached."""
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI must run every test this machine can run)")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose connections use a fresh, empty schema, dropped after the test."""
+    schema = f"store_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -7,18 +7,15 @@ dropped afterwards, so runs and tests never see each other's rows.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sqlite3
 import threading
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from bot.dis.models import TaskAction, TaskState
@@ -33,9 +30,6 @@ from bot.requests import (
 )
 from bot.store import AuditEvent, AuditKind, SqlStore, engine_url, open_store
 
-POSTGRES_URL = os.environ.get(
-    "DUMPTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 NOW = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=15)
 
@@ -59,31 +53,6 @@ def make_request(
         approvals_required=1,
         state=state,
     )
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The PostgreSQL URL, or a skip (a failure when CI=true) if the server cannot be reached."""
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
-            pass
-    except psycopg.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI must run every test this machine can run)")
-        pytest.skip(reason)
-    return POSTGRES_URL
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL whose connections use a fresh, empty schema, dropped after the test."""
-    schema = f"store_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
