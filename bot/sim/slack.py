@@ -51,6 +51,8 @@ from bot.sim.slack_client import (
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from aiohttp import web
+
 __all__ = [
     "BotUser",
     "Channel",
@@ -104,6 +106,7 @@ class SlackStandIn:
         self._host = host
         self._port = port
         self._server: ThreadedServer | None = None
+        self._extensions: list[Callable[[web.Application], None]] = []
         self._random = random.Random()
 
     # Serving.
@@ -124,8 +127,17 @@ class SlackStandIn:
         """Start serving on its own thread and return once the socket listens."""
         if self._server is not None:
             raise RuntimeError("the Slack stand-in is already running")
-        self._server = ThreadedServer(create_app(self.workspace), self._host, self._port).start()
+        app = create_app(self.workspace)
+        for install in self._extensions:
+            install(app)
+        self._server = ThreadedServer(app, self._host, self._port).start()
         return self
+
+    def extend_app(self, install: Callable[[web.Application], None]) -> None:
+        """Have ``install`` add routes (such as the demo's page) to the app when it starts."""
+        if self._server is not None:
+            raise RuntimeError("extend the Slack stand-in's app before starting it")
+        self._extensions.append(install)
 
     def stop(self) -> None:
         """Stop serving; the workspace and the call log are kept."""
