@@ -206,3 +206,23 @@ def test_extremes_stay_within_block_kit_limits():
     assert len(block["elements"][0]["confirm"]["text"]["text"]) <= 300
     header = message.blocks[0]["text"]["text"]
     assert len(header) <= 150
+
+
+def test_final_card_shows_each_task_from_requested_to_final_state():
+    """After execution, each task line reads 'state when asked → final state'."""
+    outcome = Outcome(
+        tasks=(
+            TaskOutcome(
+                "9dSu1wfCytSk1aOLxvF", "orders-archive", TaskState.RUNNING, reached_target=True
+            ),
+            TaskOutcome(
+                "As805BudhcH1lDs6gbn", "orders-to-obs", TaskState.RUNNING, reached_target=True
+            ),
+        )
+    )
+    request = make_request(
+        state=RequestState.SUCCEEDED, outcome=outcome, approvals=(Approval("U0BOB", NOW),)
+    )
+    shown = everything(render_card(request, CONTEXT))
+    assert "PAUSED → RUNNING" in shown
+    assert "already RUNNING" not in shown

@@ -102,13 +102,23 @@ def header_text(request: Request) -> str:
 
 
 def _task_lines(request: Request) -> str:
+    """One line per task: its state when asked, and once executed, where it ended up."""
     target = request.action.target_state
+    final = (
+        {task.task_id: task.final_state for task in request.outcome.tasks}
+        if request.outcome
+        else {}
+    )
     lines = []
     for task in request.tasks:
         name = f"`{escape_mrkdwn(task.name)}` " if task.name else ""
         state = task.state_at_request.value if task.state_at_request else "state unknown"
-        flag = f" · already {target}" if task.state_at_request is target else ""
-        lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state}{flag}")
+        if task.task_id in final:
+            ended = final[task.task_id]
+            state += f" → {ended.value if ended else TaskState.UNKNOWN.value}"
+        elif task.state_at_request is target:
+            state += f" · already {target}"
+        lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state}")
     text = "\n".join(lines)
     if request.state_unknown_because:
         text += (
