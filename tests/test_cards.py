@@ -53,7 +53,7 @@ def actions(message) -> list[dict]:
 
 
 def everything(message) -> str:
-    return message.text + json.dumps(message.blocks)
+    return message.text + json.dumps(message.blocks, ensure_ascii=False)
 
 
 def mrkdwn_texts(node) -> list[str]:
