@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Self
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -30,6 +30,7 @@ from bot.settings import Settings
 from bot.sim.bot_thread import BotThread
 from bot.sim.dis import SAMPLE_DATA, DisStandIn
 from bot.sim.dis_data import load_data
+from bot.sim.server import StartStop
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_page import PageConfig, install_page
 
@@ -88,7 +89,7 @@ def demo_settings(slack: SlackStandIn, dis: DisStandIn, database: Path) -> Setti
     )
 
 
-class DemoStack:
+class DemoStack(StartStop):
     """The DIS stand-in, the Slack stand-in with its page, and the real bot, on loopback.
 
     ``port`` is the page's (the Slack stand-in's) port; 0 picks a free one, see ``url``. The
@@ -159,17 +160,6 @@ class DemoStack:
         if resources is not None:
             resources.close()
         self._slack = self._dis = self._bot = self._directory = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def run_demo(port: int = DEFAULT_PORT) -> int:

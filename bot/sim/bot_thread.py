@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bot.service import utc_now
 from bot.settings import Settings
+from bot.sim.server import StartStop
 from bot.slack.app import Bot, create_bot
 from bot.web import bind_socket, uvicorn_server
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
-    from types import TracebackType
 
     import uvicorn
 
 T = TypeVar("T")
 
 
-class BotThread:
+class BotThread(StartStop):
     """The bot served on ``settings.host`` (port 0 picks a free one) from its own thread."""
 
     def __init__(
@@ -101,14 +101,3 @@ class BotThread:
             await asyncio.sleep(0.01)
         self._started.set()
         await serving
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

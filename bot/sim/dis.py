@@ -37,11 +37,10 @@ from bot.sim.dis_auth import Credential, SignatureRejectedError, WireRequest, ve
 from bot.sim.dis_data import load_data
 from bot.sim.dis_faults import Fault, FaultKind, FaultPlan
 from bot.sim.dis_state import DisState, TaskSpec, TaskState, TaskView
-from bot.sim.server import ThreadedServer
+from bot.sim.server import StartStop, ThreadedServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
-    from types import TracebackType
 
     from multidict import CIMultiDictProxy
 
@@ -91,7 +90,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DisStandIn:
+class DisStandIn(StartStop):
     """DIS dump tasks behind an AK/SK-checking gateway, with faults and a call log.
 
     ``clock`` (monotonic seconds) drives ``start_delay``/``stop_delay``; ``wall_clock`` gives
@@ -186,17 +185,6 @@ class DisStandIn:
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # Configuration and inspection, for tests.
 

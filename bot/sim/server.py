@@ -17,7 +17,33 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
-class ThreadedServer:
+class StartStop:
+    """``with thing:`` starts ``thing`` and stops it on the way out, whatever happened.
+
+    Every stand-in and runner here has the same two verbs; subclasses supply them.
+    """
+
+    def start(self) -> Self:
+        """Start serving and return once ready."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop serving and release what was held."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ThreadedServer(StartStop):
     """An ``aiohttp`` app served on ``host:port`` (port 0 picks a free one) from its own thread."""
 
     def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -81,14 +107,3 @@ class ThreadedServer:
     async def _shutdown(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -14,6 +14,7 @@ messages and calls; everything is thread-safe, because the server runs on its ow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Self
 
 import httpx
 
-from bot.sim.server import ThreadedServer
+from bot.sim.server import StartStop, ThreadedServer
 from bot.sim.slack_api import (
     ApiError,
     BotUser,
@@ -49,8 +50,6 @@ from bot.sim.slack_client import (
 )
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from aiohttp import web
 
 __all__ = [
@@ -70,7 +69,7 @@ ACK_TIMEOUT_SECONDS = 3.0
 VERIFICATION_TOKEN = "sim-verification-token"  # noqa: S105 - a fixed sample, not a secret
 
 
-class SlackStandIn:
+class SlackStandIn(StartStop):
     """Slack's Web API, response URLs and outgoing requests, around one in-memory workspace.
 
     ``request_url`` (the bot's ``/slack/events``) may be set after construction, once the bot
@@ -144,17 +143,6 @@ class SlackStandIn:
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # The workspace.
 
@@ -365,22 +353,10 @@ class SlackStandIn:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
-        """Send ``/dumptask text`` to the bot, signed, and show its answer like Slack.
-
-        ``timestamp`` and ``signature`` override the real ones to forge stale or bad requests.
-        See ``_after_command`` for what the answer changes.
-        """
-        fields = self.build_slash_command(user_id, channel_id, text)
-        body = command_body(fields)
-        headers = self._headers(body, timestamp, signature)
-        try:
-            with httpx.Client(timeout=self.ack_timeout) as client:
-                response = client.post(self._target(), content=body, headers=headers)
-        except httpx.TimeoutException:
-            self._command_failed(fields, "operation_timeout")
-            raise
-        self._after_command(fields, response)
-        return response
+        """``asend_command`` for tests that run no event loop of their own."""
+        return asyncio.run(
+            self.asend_command(user_id, channel_id, text, timestamp=timestamp, signature=signature)
+        )
 
     async def asend_command(
         self,
@@ -391,7 +367,11 @@ class SlackStandIn:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
-        """``send_command`` for tests running in an event loop."""
+        """Send ``/dumptask text`` to the bot, signed, and show its answer like Slack.
+
+        ``timestamp`` and ``signature`` override the real ones to forge stale or bad requests.
+        See ``_after_command`` for what the answer changes.
+        """
         fields = self.build_slash_command(user_id, channel_id, text)
         body = command_body(fields)
         headers = self._headers(body, timestamp, signature)
@@ -416,15 +396,19 @@ class SlackStandIn:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
-        """Send a signed button click to the bot; Slack ignores what the bot answers to it."""
-        payload = self.build_block_action(
-            user_id, channel_id, message_ts, action_id, value, message=message
-        )
-        body = click_body(payload)
-        with httpx.Client(timeout=self.ack_timeout) as client:
-            return client.post(
-                self._target(), content=body, headers=self._headers(body, timestamp, signature)
+        """``aclick`` for tests that run no event loop of their own."""
+        return asyncio.run(
+            self.aclick(
+                user_id,
+                channel_id,
+                message_ts,
+                action_id,
+                value,
+                message=message,
+                timestamp=timestamp,
+                signature=signature,
             )
+        )
 
     async def aclick(
         self,
@@ -438,7 +422,7 @@ class SlackStandIn:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
-        """``click`` for tests running in an event loop."""
+        """Send a signed button click to the bot; Slack ignores what the bot answers to it."""
         payload = self.build_block_action(
             user_id, channel_id, message_ts, action_id, value, message=message
         )

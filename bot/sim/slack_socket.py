@@ -16,13 +16,13 @@ from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
-from bot.sim.server import ThreadedServer
+from bot.sim.server import StartStop, ThreadedServer
 
 JsonDict = dict[str, Any]
 LINK_PATH = "/link"
 
 
-class SocketModeStandIn:
+class SocketModeStandIn(StartStop):
     """Accepts Socket Mode connections and delivers envelopes to them, as Slack does."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -84,9 +84,3 @@ class SocketModeStandIn:
         finally:
             self._sockets.remove(socket)
         return socket
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
