@@ -13,12 +13,12 @@ apostrophe inside a word (``can't``) is not mistaken for an opening quote.
 from __future__ import annotations
 
 import difflib
-import enum
 import re
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from bot.dis.models import TaskAction as Action
 from bot.errors import CommandError
 from bot.text import escape_mrkdwn, unescape_mrkdwn
 
@@ -82,23 +82,6 @@ _APOSTROPHE_STANDIN: Final = "\ue000"
 # Phones turn -- into an em dash (iOS) or an en dash.
 _DASHES: Final = ("\N{EM DASH}", "\N{EN DASH}")
 _ECHO_LIMIT: Final = 40
-
-
-class Action(enum.StrEnum):
-    """What a task request asks DIS to do; the value is the ``action`` sent to DIS."""
-
-    START = "start"
-    STOP = "stop"
-
-    @property
-    def target_state(self) -> str:
-        """The DIS task state the action leads to: ``RUNNING`` or ``PAUSED``."""
-        return "RUNNING" if self is Action.START else "PAUSED"
-
-    @property
-    def verb(self) -> str:
-        """The verb for messages: ``start`` or ``stop``."""
-        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Protocol
 from bot import requests as lifecycle
 from bot.commands import TaskCommand
 from bot.dis.client import DisClient
-from bot.dis.models import DumpTask, TaskAction, TaskState
+from bot.dis.models import DumpTask, TaskState
 from bot.errors import CommandError, DisError, DisErrorKind, StoreError
 from bot.requests import (
     ApprovalPolicy,
@@ -202,7 +202,7 @@ class DumptaskService:
         tasks as typed, and the card says why their state is unknown.
         """
         await self.check_caller(user_id, channel_id, command.stream)
-        action = TaskAction(command.action.value)
+        action = command.action
         unknown_because = None
         try:
             known = await self._dis.list_tasks(command.stream)
