@@ -5,6 +5,7 @@ Signed requests go to the real bot (uvicorn, SQLite); stand-ins play the Slack W
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace as dataclass_replace
@@ -19,12 +20,15 @@ from tests.conftest import (
     APPROVER1,
     APPROVER2,
     ARCHIVE_ID,
+    BOT_TOKEN,
+    DIS_SK,
     DLI_ID,
     INCIDENT,
     OBS_ID,
     OUTSIDER,
     RANDOM,
     REQUESTER,
+    SIGNING_SECRET,
     STREAM,
 )
 from tests.flow_helpers import (
@@ -533,3 +537,19 @@ def test_status_shows_recent_requests_and_one_history(start_bot, slack, dis):
     for kind in ("requested", "approved", "dis_call", "verification"):
         assert kind in history
     assert f"<@{APPROVER1}>" in history
+
+
+def test_no_secret_reaches_the_logs_during_a_whole_flow(start_bot, slack, dis, caplog):
+    """At DEBUG level, a full request and approval never logs a token, secret key or signature."""
+    caplog.set_level(logging.DEBUG)
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_card(slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    wait_for_thread_reply(slack, INCIDENT, card.ts)
+    signatures = [c.headers["authorization"].split("Signature=")[1] for c in dis.calls]
+    assert "chat.postMessage" in caplog.text or "slack_bolt" in caplog.text, (
+        "debug logs were captured"
+    )
+    for secret in (BOT_TOKEN, SIGNING_SECRET, DIS_SK, *signatures):
+        assert secret not in caplog.text
