@@ -8,7 +8,7 @@ DIS returned is escaped with ``escape_mrkdwn`` before it enters mrkdwn or the fa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,16 +26,23 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.dis.models import DumpTask, TaskAction, TaskState
-from bot.requests import Request, RequestState
+from bot.requests import Outcome, Request, RequestState
 from bot.store import AuditEvent
 from bot.text import escape_mrkdwn
 
 APPROVE_ACTION_ID = "dumptask.approve"
 CANCEL_ACTION_ID = "dumptask.cancel"
 
+# Slack's Block Kit limits; ``slack_sdk`` checks most of them when a block is serialised, but not
+# the length of a section field, so every text is cut to fit before it is built.
 HEADER_LIMIT = 150
-CONFIRM_TEXT_LIMIT = 300
 SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+CONFIRM_TITLE_LIMIT = 100
+CONFIRM_TEXT_LIMIT = 300
+# DIS error messages and task details are cut before escaping (which can make text five times
+# longer), so the request id and the advice after them always fit.
+DIS_TEXT_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class CardContext:
-    """What the card says about who may approve."""
+    """What the card says about who may approve.
+
+    ``approvers`` are the configured user (``U...``) and user-group (``S...``) ids; empty means
+    anyone but the requester (or anyone at all when self-approval is allowed).
+    """
 
     approvers: tuple[str, ...] = ()
     allow_self_approval: bool = False
@@ -61,7 +72,10 @@ def truncate(text: str, limit: int) -> str:
 
 def mention(entity_id: str) -> str:
     """A user (``U``/``W``) or user-group (``S``) mention."""
-    return f"<!subteam^{entity_id}>" if entity_id.startswith("S") else f"<@{entity_id}>"
+    # Ids come from Slack or validated settings; escaping is a no-op for them and keeps a
+    # malformed id from closing the mention early.
+    safe = escape_mrkdwn(entity_id)
+    return f"<!subteam^{safe}>" if entity_id.startswith("S") else f"<@{safe}>"
 
 
 def slack_date(when: datetime) -> str:
@@ -70,8 +84,19 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
+def join_words(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a list as a sentence reads it."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _verb(action: TaskAction) -> str:
     return "start" if action is TaskAction.START else "stop"
+
+
+def _doing(action: TaskAction) -> str:
+    return "starting" if action is TaskAction.START else "stopping"
 
 
 def _count(request: Request) -> str:
@@ -81,7 +106,7 @@ def _count(request: Request) -> str:
 
 _HEADERS = {
     RequestState.PENDING: "Approval needed: {verb} {count}",
-    RequestState.EXECUTING: "{Verb} {count}: approved, {verb_ing}…",
+    RequestState.EXECUTING: "{Verb} {count}: approved, {doing}…",
     RequestState.SUCCEEDED: "{Verb} {count}: succeeded",
     RequestState.PARTIAL: "{Verb} {count}: partly succeeded",
     RequestState.FAILED: "{Verb} {count}: failed",
@@ -91,13 +116,10 @@ _HEADERS = {
 
 
 def header_text(request: Request) -> str:
-    """The card's headline for the request's current state."""
+    """The card's headline for the request's current state (plain text, so not escaped)."""
     verb = _verb(request.action)
     return _HEADERS[request.state].format(
-        verb=verb,
-        Verb=verb.capitalize(),
-        verb_ing="starting" if verb == "start" else "stopping",
-        count=_count(request),
+        verb=verb, Verb=verb.capitalize(), doing=_doing(request.action), count=_count(request)
     )
 
 
@@ -109,7 +131,7 @@ def _task_lines(request: Request) -> str:
         if request.outcome
         else {}
     )
-    lines = []
+    lines = ["*Tasks*"]
     for task in request.tasks:
         name = f"`{escape_mrkdwn(task.name)}` " if task.name else ""
         state = task.state_at_request.value if task.state_at_request else "state unknown"
@@ -117,15 +139,14 @@ def _task_lines(request: Request) -> str:
             ended = final[task.task_id]
             state += f" → {ended.value if ended else TaskState.UNKNOWN.value}"
         elif task.state_at_request is target:
-            state += f" · already {target}"
+            state += f" · already {target.value}"
         lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state}")
-    text = "\n".join(lines)
     if request.state_unknown_because:
-        text += (
-            "\n_Current state unknown: DIS could not be asked "
+        lines.append(
+            "_Current state unknown: DIS could not be asked "
             f"({escape_mrkdwn(request.state_unknown_because)})._"
         )
-    return text
+    return "\n".join(lines)
 
 
 def _approvers_text(request: Request, context: CardContext) -> str:
@@ -138,61 +159,81 @@ def _approvers_text(request: Request, context: CardContext) -> str:
     progress = f"{len(request.approvals)} of {request.approvals_required} approvals"
     if request.approvals:
         progress += ": " + ", ".join(mention(user) for user in request.approver_ids)
-    return f"{who} · {progress}"
+    return f"*May approve:* {who} · {progress}"
 
 
 def _status_line(request: Request) -> str | None:
     """What happened, for every state but pending."""
-    approvers = ", ".join(mention(user) for user in request.approver_ids)
+    approvers = join_words([mention(user) for user in request.approver_ids])
+    approved = f"Approved by {approvers}" if approvers else "Approved"
     match request.state:
         case RequestState.PENDING:
             return None
         case RequestState.EXECUTING:
-            doing = "starting" if request.action is TaskAction.START else "stopping"
-            return f"Approved by {approvers}, {doing}…"
+            return f"{approved}, {_doing(request.action)}…"
         case RequestState.CANCELLED:
-            when = slack_date(request.decided_at) if request.decided_at else "now"
-            return f"Cancelled by {mention(request.decided_by or '')} at {when}."
+            by = f" by {mention(request.decided_by)}" if request.decided_by else ""
+            at = f" at {slack_date(request.decided_at)}" if request.decided_at else ""
+            return f"Cancelled{by}{at}."
         case RequestState.EXPIRED:
             return f"Expired at {slack_date(request.expires_at)} without enough approvals."
         case _:
-            return _outcome_summary(request, approvers)
+            return _outcome_summary(request, approved)
 
 
-def _outcome_summary(request: Request, approvers: str) -> str:
+def _outcome_summary(request: Request, approved: str) -> str:
     outcome = request.outcome
-    target = request.action.target_state
     if outcome is None:
-        return f"Approved by {approvers}."
+        return f"{approved}."
     reached = sum(task.reached_target for task in outcome.tasks)
-    line = f"Approved by {approvers}. {reached} of {len(outcome.tasks)} tasks {target}."
+    line = (
+        f"{approved}. {reached} of {len(outcome.tasks)} tasks {request.action.target_state.value}."
+    )
     if outcome.error_code or outcome.error_message:
-        line += "\n" + _error_text(request)
+        line += "\n" + _error_text(outcome)
     return line
 
 
-def _error_text(request: Request) -> str:
-    outcome = request.outcome
-    assert outcome is not None
+def _error_text(outcome: Outcome) -> str:
+    """The failed DIS call as support needs it: code, message, request id, then what to do."""
     code = escape_mrkdwn(outcome.error_code or "error")
-    message = escape_mrkdwn(outcome.error_message or "")
-    request_id = escape_mrkdwn(outcome.dis_request_id or "none")
-    advice = escape_mrkdwn(outcome.error_advice or "")
-    return f"DIS answered *{code}*: {message} (request id `{request_id}`). {advice}".strip()
+    message = escape_mrkdwn(truncate(outcome.error_message or "no message", DIS_TEXT_LIMIT))
+    request_id = (
+        f"request id `{escape_mrkdwn(outcome.dis_request_id)}`"
+        if outcome.dis_request_id
+        else "no request id"
+    )
+    advice = f" {escape_mrkdwn(outcome.error_advice)}" if outcome.error_advice else ""
+    return f"DIS answered *{code}*: {message} ({request_id}).{advice}"
+
+
+def _confirm_text(request: Request) -> str:
+    """Exactly what the click will do, cut to the dialog's 300 characters.
+
+    The action, stream and goal always fit (a stream name has at most 64 characters); the task
+    list shrinks from names with ids, to names, to a cut list.
+    """
+    action = "start" if request.action is TaskAction.START else "stop (pause)"
+    head = (
+        f"This will {action} {_count(request)} on stream {request.stream}, "
+        f"aiming for {request.action.target_state.value}: "
+    )
+    budget = CONFIRM_TEXT_LIMIT - len(head) - 1
+    choices = (
+        ", ".join(
+            f"{task.name} ({task.task_id})" if task.name else task.task_id for task in request.tasks
+        ),
+        ", ".join(task.name or task.task_id for task in request.tasks),
+    )
+    tasks = next((choice for choice in choices if len(choice) <= budget), None)
+    return truncate(head + (tasks or truncate(choices[-1], budget)) + ".", CONFIRM_TEXT_LIMIT)
 
 
 def _buttons(request: Request) -> ActionsBlock:
     verb = _verb(request.action)
-    names = ", ".join(task.name or task.task_id for task in request.tasks)
     confirm = ConfirmObject(
-        title=truncate(f"{verb.capitalize()} {_count(request)}?", 100),
-        text=PlainTextObject(
-            text=truncate(
-                f"This will {verb} {names} on stream {request.stream} "
-                f"({'RUNNING' if verb == 'start' else 'PAUSED'} is the goal).",
-                CONFIRM_TEXT_LIMIT,
-            )
-        ),
+        title=truncate(f"{verb.capitalize()} {_count(request)}?", CONFIRM_TITLE_LIMIT),
+        text=PlainTextObject(text=_confirm_text(request)),
         confirm=f"Yes, {verb}",
         deny="Go back",
     )
@@ -211,40 +252,59 @@ def _buttons(request: Request) -> ActionsBlock:
     )
 
 
-def render_card(request: Request, context: CardContext) -> Message:
-    """The approval card for the request's current state; buttons only while it is open."""
+def _field(label: str, value: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=truncate(f"*{label}*\n{value}", FIELD_LIMIT))
+
+
+def render_card(request: Request, context: CardContext, *, now: datetime | None = None) -> Message:
+    """The approval card for the request's current state; buttons only while it is open.
+
+    Given ``now``, a pending request past its deadline is shown as expired (without buttons)
+    even before the store has recorded the expiry.
+    """
+    if now is not None and request.is_expired(now):
+        request = replace(request, state=RequestState.EXPIRED, decided_at=request.expires_at)
     reason = escape_mrkdwn(request.reason) if request.reason else "_no reason given_"
     action = "start" if request.action is TaskAction.START else "stop (pause)"
     stream = escape_mrkdwn(request.stream)
+    headline = header_text(request)
     blocks: list[Block] = [
-        HeaderBlock(text=truncate(header_text(request), HEADER_LIMIT)),
+        HeaderBlock(text=truncate(headline, HEADER_LIMIT)),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Requested by*\n{mention(request.requester)}"),
-                MarkdownTextObject(text=f"*Action*\n{action}"),
-                MarkdownTextObject(text=f"*Stream*\n`{stream}`"),
-                MarkdownTextObject(text=f"*Expires*\n{slack_date(request.expires_at)}"),
+                _field("Requested by", mention(request.requester)),
+                _field("Action", action),
+                _field("Stream", f"`{stream}`"),
+                _field("Expires", slack_date(request.expires_at)),
             ]
         ),
         SectionBlock(text=MarkdownTextObject(text=truncate(_task_lines(request), SECTION_LIMIT))),
         SectionBlock(text=MarkdownTextObject(text=truncate(f"*Reason*\n{reason}", SECTION_LIMIT))),
         ContextBlock(
-            elements=[MarkdownTextObject(text=f"*Approvers:* {_approvers_text(request, context)}")]
+            elements=[
+                MarkdownTextObject(text=truncate(_approvers_text(request, context), SECTION_LIMIT))
+            ]
         ),
     ]
     status = _status_line(request)
-    if status is None and not request.state.is_final:
+    if status is None:
         blocks.append(_buttons(request))
-    elif status is not None:
+    else:
         blocks.append(DividerBlock())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(status, SECTION_LIMIT))))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Request `{request.id}`")]))
-    fallback = (
-        f"{header_text(request)}: {_count(request)} on stream {stream}, "
-        f"requested by {mention(request.requester)}. Reason: {reason}"
+    # The fallback is what a notification or a screen reader says: the same facts, one per line.
+    names = ", ".join(escape_mrkdwn(task.name or task.task_id) for task in request.tasks)
+    fallback = "\n".join(
+        [
+            headline,
+            f"Stream `{stream}`, tasks: {names}",
+            f"Requested by {mention(request.requester)}",
+            f"Reason: {reason}",
+            status or f"Expires {slack_date(request.expires_at)}",
+            f"Request `{request.id}`",
+        ]
     )
-    if status:
-        fallback += f" {status}"
     return Message(text=fallback, blocks=[block.to_dict() for block in blocks])
 
 
@@ -252,25 +312,44 @@ def render_outcome_reply(request: Request) -> Message:
     """The thread reply: each task's final state, and the DIS error and advice if any."""
     outcome = request.outcome
     target = request.action.target_state
-    lines = []
+    title = (
+        f"*Result of request `{request.id}`*: {_verb(request.action)} on stream "
+        f"`{escape_mrkdwn(request.stream)}`, goal {target.value}"
+    )
+    lines = [title]
     for task in outcome.tasks if outcome else ():
         name = f"`{escape_mrkdwn(task.name)}` " if task.name else ""
         state = task.final_state.value if task.final_state else TaskState.UNKNOWN.value
-        mark = "✅" if task.reached_target else "⚠️"
-        detail = f" ({escape_mrkdwn(task.detail)})" if task.detail else ""
-        lines.append(f"{mark} {name}(`{escape_mrkdwn(task.task_id)}`): {state}{detail}")
-    if outcome and (outcome.error_code or outcome.error_message):
-        lines.append(_error_text(request))
-    elif outcome and outcome.dis_request_id:
+        mark = "✅ reached" if task.reached_target else "⚠️ not reached"
+        detail = f" ({escape_mrkdwn(truncate(task.detail, DIS_TEXT_LIMIT))})" if task.detail else ""
+        lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state} {mark}{detail}")
+    if outcome is None:
+        lines.append("No outcome has been recorded yet.")
+    elif outcome.error_code or outcome.error_message:
+        lines.append(_error_text(outcome))
+    elif outcome.dis_request_id:
         lines.append(f"DIS request id `{escape_mrkdwn(outcome.dis_request_id)}`.")
-    title = f"Result of request `{request.id}` ({_verb(request.action)}, goal {target}):"
-    text = truncate("\n".join([title, *lines]), SECTION_LIMIT)
+    text = truncate("\n".join(lines), SECTION_LIMIT)
     return Message(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
 
 
 def render_text(text: str) -> Message:
     """A text-only message (ephemeral answers); ``text`` must already be mrkdwn-safe."""
     return Message(text=text, blocks=[])
+
+
+def render_refusal(text: str) -> Message:
+    """An ephemeral answer to a click or command the rules refused.
+
+    ``text`` is the bot's own sentence (a ``CommandError`` message), with any user or DIS text
+    in it already escaped where it was composed, so it is not escaped again.
+    """
+    return render_text(text)
+
+
+def render_error(text: str) -> Message:
+    """An ephemeral answer when something failed; ``text`` must already be mrkdwn-safe."""
+    return render_text(text)
 
 
 def render_task_list(stream: str, tasks: Sequence[DumpTask]) -> Message:
