@@ -43,7 +43,7 @@ def require(settings: Settings, variable: str) -> None:
 
 async def run(arguments: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen sub-command; return the process exit status."""
-    from bot.slack.app import create_bot  # noqa: PLC0415 - keeps `--help` fast
+    from bot.app import create_bot  # noqa: PLC0415 - keeps `--help` fast
 
     if arguments.command == "check":
         from bot.check import run_checks  # noqa: PLC0415

@@ -13,8 +13,8 @@ from slack_sdk.errors import SlackApiError
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
 from bot.errors import DisError, StoreError
 from bot.settings import Settings
-from bot.slack.app import slack_client
-from bot.store import open_store
+from bot.slack.client import slack_client
+from bot.store.sql import open_store
 
 
 @dataclass(frozen=True, slots=True)

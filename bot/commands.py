@@ -18,9 +18,9 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from bot.dis.models import TaskAction as Action
 from bot.errors import CommandError
 from bot.text import escape_mrkdwn, unescape_mrkdwn
+from bot.vocabulary import TaskAction as Action
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -4,7 +4,10 @@
 
     DumptaskError               anything the bot raises on purpose
     ├── ConfigError             a bad or missing setting; start-up prints it and stops
-    ├── CommandError            a user's mistake; shown ephemerally with what to type instead
+    ├── CommandError            a mistake in the command text; its message (mrkdwn, from the
+    │                           parser) says what to type instead
+    ├── Refusal                 the rules refuse a command or click; typed, with the facts, so
+    │                           the Slack layer can word it
     ├── StoreError              the durable store cannot be reached or refused a write
     └── DisError                a DIS call failed; carries status, code, message, request id
                                 and a ``DisErrorKind`` that says what the caller should do
@@ -28,6 +31,14 @@ class ConfigError(DumptaskError):
 
 class CommandError(DumptaskError):
     """A user's mistake: the message says what was wrong and what to type instead."""
+
+
+class Refusal(DumptaskError):  # noqa: N818 - a refusal is the rules working, not an error
+    """The rules refuse what a user asked; subclasses carry the facts the answer needs.
+
+    The message is plain English for logs and the audit trail; what the user reads is worded by
+    the Slack layer (``bot.slack.wording``), so the rules know nothing of Slack's markup.
+    """
 
 
 class StoreError(DumptaskError):
@@ -73,7 +84,12 @@ _ADVICE = {
 
 
 class DisError(DumptaskError):
-    """A failed DIS call, with everything support asks for."""
+    """A failed DIS call, with everything support asks for.
+
+    ``certainly_not_received`` is true only when the call cannot have been carried out: the
+    connection was never made, or the gateway or DIS answered that they refused it. A timeout,
+    a dropped connection or a 5xx leave it false: the call may have taken effect.
+    """
 
     def __init__(
         self,
@@ -84,8 +100,10 @@ class DisError(DumptaskError):
         code: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        certainly_not_received: bool = False,
     ) -> None:
         self.kind = kind
+        self.certainly_not_received = certainly_not_received
         self.message = message
         self.status = status
         self.code = code

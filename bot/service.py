@@ -2,44 +2,122 @@
 
 ``DumptaskService`` uses the store, the DIS client and two small collaborators the Slack layer
 provides (a ``Directory`` that expands user groups and a ``Notifier`` that shows a request's
-changes), and knows nothing else of Slack. Every change of a request goes through
-``_change``: read, apply a pure rule from ``bot.requests``, write back with one conditional
-update, and start again if another click or replica changed the request in between.
+changes), and knows nothing else of Slack: what it refuses, it raises as a typed ``Refusal``
+that the Slack layer words. Every change of a request goes through ``_change``: read, apply a
+pure rule from ``bot.lifecycle``, write back with one conditional update, and start again if
+another click or replica changed the request in between.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
-import math
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from bot import requests as lifecycle
+from bot import lifecycle
+from bot.audit import AuditEvent, AuditKind
+from bot.clock import utc_now
 from bot.commands import TaskCommand
 from bot.dis.client import DisClient
-from bot.dis.models import DumpTask, TaskState
-from bot.errors import CommandError, DisError, DisErrorKind, StoreError
-from bot.requests import (
-    ApprovalPolicy,
+from bot.errors import DisError, DisErrorKind, Refusal, StoreError
+from bot.lifecycle import (
+    DisCall,
     Outcome,
-    RefusedError,
+    Policy,
+    PolicyBreach,
+    Reach,
     Request,
     RequestedTask,
     RequestState,
     TaskOutcome,
 )
-from bot.store import AuditEvent, AuditKind, Store
-from bot.text import escape_mrkdwn
+from bot.store import Store
+from bot.vocabulary import DumpTask, TaskState
 
 logger = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
 SETTLED_FAILURE_STATES = frozenset({TaskState.ERROR, TaskState.ABNORMAL, TaskState.DELETE})
+
+
+# -- refusals (typed; the Slack layer words them) ----------------------------------------------
+
+
+class ChannelNotAllowed(Refusal):
+    """The command came from a channel outside ``DUMPTASK_ALLOWED_CHANNELS``."""
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        self.allowed = tuple(allowed)
+        super().__init__("the command is not allowed in this channel")
+
+
+class StreamNotAllowed(Refusal):
+    """The stream matches none of ``DUMPTASK_ALLOWED_STREAMS``."""
+
+    def __init__(self, stream: str, allowed: Sequence[str]) -> None:
+        self.stream = stream
+        self.allowed = tuple(allowed)
+        super().__init__(f"stream {stream!r} is not allowed")
+
+
+class NotARequester(Refusal):
+    """The caller is not in ``DUMPTASK_REQUESTERS``."""
+
+    def __init__(self) -> None:
+        super().__init__("not one of the requesters")
+
+
+class UnknownTasks(Refusal):
+    """Some typed tasks are neither an id nor a name of the stream's tasks."""
+
+    def __init__(self, stream: str, unknown: Sequence[str], known: Sequence[DumpTask]) -> None:
+        self.stream = stream
+        self.unknown = tuple(unknown)
+        self.known = tuple(known)
+        super().__init__(f"stream {stream!r} has no task {', '.join(map(repr, unknown))}")
+
+
+class UnknownStream(Refusal):
+    """DIS says the stream does not exist."""
+
+    def __init__(self, stream: str, error: DisError) -> None:
+        self.stream = stream
+        self.error = error
+        super().__init__(f"DIS does not know stream {stream!r}: {error.summary}")
+
+
+class DisUnavailable(Refusal):
+    """DIS could not answer a read the user asked for (``list``)."""
+
+    def __init__(self, stream: str, error: DisError) -> None:
+        self.stream = stream
+        self.error = error
+        super().__init__(f"could not list stream {stream!r}: {error.summary}")
+
+
+class NoSuchRequest(Refusal):
+    """No request has this id."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"there is no request {request_id!r}")
+
+
+class WrongChannel(Refusal):
+    """A click or a status question about a request from outside the request's channel."""
+
+    def __init__(self, request_id: str, channel: str) -> None:
+        self.request_id = request_id
+        self.channel = channel
+        super().__init__(f"request {request_id} belongs to another channel")
+
+
+# -- collaborators ----------------------------------------------------------------------------
 
 
 class Directory(Protocol):
@@ -63,24 +141,17 @@ class Notifier(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Rules:
-    """The operator's policy, from ``Settings``."""
+class Timing:
+    """How long execution may take: the DIS call's retry budget and the read-back."""
 
-    allowed_channels: tuple[str, ...] = ()
-    requesters: tuple[str, ...] = ()
-    approvers: tuple[str, ...] = ()
-    allowed_streams: tuple[str, ...] = ()
-    approvals_required: int = 1
-    allow_self_approval: bool = False
-    ttl: timedelta = timedelta(seconds=900)
     verify_timeout: float = 120.0
     verify_interval: float = 2.0
-    dis_call_budget: float = 30.0
+    dis_retry_total_seconds: float = 30.0
 
     @property
     def abandoned_after(self) -> timedelta:
         """How long an execution may take before another replica assumes its owner died."""
-        return timedelta(seconds=self.dis_call_budget * 2 + self.verify_timeout + 60)
+        return timedelta(seconds=self.dis_retry_total_seconds * 2 + self.verify_timeout + 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +160,6 @@ class ClickResult:
 
     request: Request
     must_execute: bool
-
-
-def utc_now() -> datetime:
-    """The real clock; tests pass another."""
-    return datetime.now(UTC)
-
-
-def stream_allowed(stream: str, patterns: Sequence[str]) -> bool:
-    """Empty means every stream; otherwise the name must match one glob pattern."""
-    return not patterns or any(fnmatch.fnmatchcase(stream, pattern) for pattern in patterns)
-
-
-def describe_tasks(tasks: Sequence[DumpTask]) -> str:
-    """List a stream's tasks for an error message: name, id and state each."""
-    if not tasks:
-        return "It has no dump tasks."
-    listed = ", ".join(
-        f"`{escape_mrkdwn(task.name)}` (`{escape_mrkdwn(task.task_id)}`, {task.state})"
-        for task in tasks
-    )
-    return f"Its tasks are: {listed}."
 
 
 def resolve_tasks(stream: str, wanted: Sequence[str], known: Sequence[DumpTask]) -> list[DumpTask]:
@@ -130,11 +180,7 @@ def resolve_tasks(stream: str, wanted: Sequence[str], known: Sequence[DumpTask])
         else:
             resolved.setdefault(task.task_id, task)
     if unknown:
-        names = ", ".join(f"`{escape_mrkdwn(token)}`" for token in unknown)
-        raise CommandError(
-            f"Stream `{escape_mrkdwn(stream)}` has no dump task {names}. "
-            f"{describe_tasks(known)} Use a name or an id from that list."
-        )
+        raise UnknownTasks(stream, unknown, known)
     return list(resolved.values())
 
 
@@ -148,22 +194,26 @@ class DumptaskService:
         dis: DisClient,
         directory: Directory,
         notifier: Notifier,
-        rules: Rules,
+        policy: Policy,
+        timing: Timing | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._dis = dis
         self._directory = directory
         self._notifier = notifier
-        self._rules = rules
+        self._policy = policy
+        self._timing = timing or Timing()
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
 
     @property
-    def rules(self) -> Rules:
+    def policy(self) -> Policy:
         """The policy in force (the Slack layer shows parts of it in help and on cards)."""
-        return self._rules
+        return self._policy
 
     async def audit(
         self, kind: AuditKind, request_id: str | None, actor: str | None, **detail: object
@@ -179,21 +229,17 @@ class DumptaskService:
 
     async def check_caller(self, user_id: str, channel_id: str, stream: str | None) -> None:
         """Refuse a command from outside the allowed channels, streams or requesters."""
-        rules = self._rules
-        if rules.allowed_channels and channel_id not in rules.allowed_channels:
-            allowed = ", ".join(f"<#{channel}>" for channel in rules.allowed_channels)
-            raise RefusedError(f"`/dumptask` does not work in this channel. Use it in {allowed}.")
-        if stream is not None and not stream_allowed(stream, rules.allowed_streams):
-            allowed = ", ".join(f"`{escape_mrkdwn(p)}`" for p in rules.allowed_streams)
-            raise RefusedError(
-                f"The bot may not touch stream `{escape_mrkdwn(stream)}`. "
-                f"Streams it may touch: {allowed}."
-            )
-        if rules.requesters and user_id not in await self._directory.expand(rules.requesters):
-            raise RefusedError(
-                "You are not allowed to ask for dump task changes. Ask one of the on-call "
-                "requesters, or an operator to add you to `DUMPTASK_REQUESTERS`."
-            )
+        policy = self._policy
+        if not policy.channel_allowed(channel_id):
+            raise ChannelNotAllowed(policy.allowed_channels)
+        if stream is not None and not policy.stream_allowed(stream):
+            raise StreamNotAllowed(stream, policy.allowed_streams)
+        if not await self._is_requester(user_id):
+            raise NotARequester
+
+    async def _is_requester(self, user_id: str) -> bool:
+        requesters = self._policy.requesters
+        return not requesters or user_id in await self._directory.expand(requesters)
 
     async def open_request(self, command: TaskCommand, user_id: str, channel_id: str) -> Request:
         """Validate a start/stop command against policy and DIS, and store it as pending.
@@ -208,10 +254,7 @@ class DumptaskService:
             known = await self._dis.list_tasks(command.stream)
         except DisError as error:
             if error.kind is DisErrorKind.USER:
-                raise CommandError(
-                    f"DIS does not know stream `{escape_mrkdwn(command.stream)}` "
-                    f"({escape_mrkdwn(error.summary)}). Check the name and try again."
-                ) from error
+                raise UnknownStream(command.stream, error) from error
             unknown_because = error.summary
             tasks = tuple(RequestedTask(token, None, None) for token in command.tasks)
         else:
@@ -225,8 +268,7 @@ class DumptaskService:
             channel=channel_id,
             reason=command.reason,
             now=self._clock(),
-            ttl=self._rules.ttl,
-            approvals_required=self._rules.approvals_required,
+            policy=self._policy,
             state_unknown_because=unknown_because,
         )
         await self._store.create(request)
@@ -251,19 +293,22 @@ class DumptaskService:
         try:
             return await self._dis.list_tasks(stream)
         except DisError as error:
-            raise CommandError(
-                f"Could not list stream `{escape_mrkdwn(stream)}`: "
-                f"{escape_mrkdwn(error.summary)}. {error.kind.advice}"
-            ) from error
+            raise DisUnavailable(stream, error) from error
 
-    async def history(self, request_id: str) -> tuple[Request, list[AuditEvent]]:
-        """One request and its audit trail, for ``/dumptask status <request>``."""
+    async def history(
+        self, request_id: str, user_id: str, channel_id: str
+    ) -> tuple[Request, list[AuditEvent]]:
+        """One request and its audit trail, for ``/dumptask status <request>``.
+
+        Only in the request's channel, or for its requester and approvers anywhere: an audit
+        trail names people, streams and reasons that other channels need not see.
+        """
         request = await self._store.get(request_id)
         if request is None:
-            raise CommandError(
-                f"There is no request `{escape_mrkdwn(request_id)}`. "
-                "Type `/dumptask status` to see your recent requests."
-            )
+            raise NoSuchRequest(request_id)
+        involved = user_id == request.requester or user_id in request.approver_ids
+        if channel_id != request.channel and not involved:
+            raise WrongChannel(request_id, request.channel)
         return request, await self._store.audit_trail(request_id)
 
     async def recent(self, user_id: str) -> list[Request]:
@@ -278,27 +323,45 @@ class DumptaskService:
 
     # -- deciding -------------------------------------------------------------------------
 
-    async def approval_policy(self) -> ApprovalPolicy:
-        """The approvers as user ids right now (groups expanded), and the quorum."""
-        approvers = (
-            await self._directory.expand(self._rules.approvers) if self._rules.approvers else None
-        )
-        return ApprovalPolicy(
-            approvers=approvers,
-            approvals_required=self._rules.approvals_required,
-            allow_self_approval=self._rules.allow_self_approval,
-        )
+    async def _approvers(self) -> frozenset[str] | None:
+        """The approvers as user ids right now (groups expanded); ``None`` means anyone."""
+        approvers = self._policy.approvers
+        return await self._directory.expand(approvers) if approvers else None
 
-    async def approve(self, request_id: str, user_id: str) -> ClickResult:
-        """Record an approval; exactly one click, the one completing the quorum, must execute."""
-        policy = await self.approval_policy()
+    async def policy_breach(self, request: Request) -> PolicyBreach | None:
+        """What, if anything, in the policy in force now forbids this request."""
+        if not self._policy.channel_allowed(request.channel):
+            return PolicyBreach.CHANNEL
+        if not self._policy.stream_allowed(request.stream):
+            return PolicyBreach.STREAM
+        if not await self._is_requester(request.requester):
+            return PolicyBreach.REQUESTER
+        return None
+
+    async def approve(self, request_id: str, user_id: str, channel_id: str) -> ClickResult:
+        """Record an approval; exactly one click, the one completing the quorum, must execute.
+
+        The policy in force is checked again first: a request the operator has since
+        disallowed is closed instead, and its card says why.
+        """
+        request = await self._load_for_click(request_id, user_id, channel_id)
+        breach = await self.policy_breach(request)
+        approvers = await self._approvers()
         before: list[RequestState] = []
 
         def rule(current: Request) -> Request:
             before.append(current.state)
-            return lifecycle.approve(current, user_id, self._clock(), policy)
+            now = self._clock()
+            if breach is not None and current.state.is_open and not current.is_expired(now):
+                return lifecycle.disallow(current, breach, now)
+            return lifecycle.approve(current, user_id, now, self._policy, approvers)
 
         updated = await self._decide(request_id, user_id, rule)
+        if updated.state is RequestState.DISALLOWED and before[-1] is RequestState.PENDING:
+            await self.audit(
+                AuditKind.DISALLOWED, request_id, user_id, because=str(updated.closed_because)
+            )
+            return ClickResult(updated, must_execute=False)
         won = before[-1] is RequestState.PENDING and updated.state is RequestState.EXECUTING
         await self.audit(
             AuditKind.APPROVED,
@@ -310,14 +373,34 @@ class DumptaskService:
         )
         return ClickResult(updated, must_execute=won)
 
-    async def cancel(self, request_id: str, user_id: str) -> Request:
+    async def cancel(self, request_id: str, user_id: str, channel_id: str) -> Request:
         """Close an open request on behalf of its requester or an approver."""
-        policy = await self.approval_policy()
+        await self._load_for_click(request_id, user_id, channel_id)
+        approvers = await self._approvers()
         updated = await self._decide(
-            request_id, user_id, lambda r: lifecycle.cancel(r, user_id, self._clock(), policy)
+            request_id, user_id, lambda r: lifecycle.cancel(r, user_id, self._clock(), approvers)
         )
         await self.audit(AuditKind.CANCELLED, request_id, user_id)
         return updated
+
+    async def _must_get(self, request_id: str) -> Request:
+        request = await self._store.get(request_id)
+        if request is None:
+            raise NoSuchRequest(request_id)
+        return request
+
+    async def _load_for_click(self, request_id: str, user_id: str, channel_id: str) -> Request:
+        """The clicked request; a click from another channel than the card's is refused."""
+        request = await self._must_get(request_id)
+        if channel_id != request.channel:
+            await self.audit(
+                AuditKind.REFUSED_CLICK,
+                request_id,
+                user_id,
+                why=f"clicked from channel {channel_id}, not the request's",
+            )
+            raise WrongChannel(request_id, request.channel)
+        return request
 
     async def _decide(
         self, request_id: str, user_id: str, rule: Callable[[Request], Request]
@@ -325,7 +408,7 @@ class DumptaskService:
         """Apply a click's rule; a refused click is audited, and an overdue request expires."""
         try:
             return await self._change(request_id, rule)
-        except RefusedError as refusal:
+        except Refusal as refusal:
             await self.audit(AuditKind.REFUSED_CLICK, request_id, user_id, why=str(refusal))
             current = await self._store.get(request_id)
             if current is not None and current.is_expired(self._clock()):
@@ -360,18 +443,12 @@ class DumptaskService:
         say what happened, and the outcome notes that the bot was interrupted.
         """
         resumed = []
-        cutoff = self._clock() - self._rules.abandoned_after
+        cutoff = self._clock() - self._timing.abandoned_after
         for request in await self._store.executing():
             if request.decided_at is None or request.decided_at > cutoff:
                 continue
-            outcome = await self._verify(request, dis_request_id=None)
-            outcome = replace(
-                outcome,
-                tasks=tuple(
-                    replace(task, detail=task.detail or "read back after the bot was interrupted")
-                    for task in outcome.tasks
-                ),
-            )
+            call = request.call or DisCall(reach=Reach.INTERRUPTED)
+            outcome = replace(await self._verify(request, call), interrupted=True)
             try:
                 finished = await self._change(
                     request.id, partial(lifecycle.finish, outcome=outcome)
@@ -388,43 +465,58 @@ class DumptaskService:
 
     async def execute(self, request: Request) -> Request:
         """Make the one batch call, read the tasks back, and record and show the outcome."""
+        breach = await self.policy_breach(request)
+        if breach is not None:
+            return await self._disallow(request, breach)
         await self._notifier.request_changed(request)
         if request.state_unknown_because is not None:
             request = await self._resolve_late(request)
+        request = await self._change(request.id, lifecycle.mark_sending)
         task_ids = list(request.task_ids)
         try:
             result = await self._dis.act(request.stream, request.action, task_ids)
         except DisError as error:
-            await self.audit(
-                AuditKind.DIS_CALL,
-                request.id,
-                "bot",
-                action=request.action.value,
-                tasks=task_ids,
-                ok=False,
-                status=error.status,
-                code=error.code,
-                message=error.message,
+            call = DisCall(
+                reach=Reach.REFUSED if error.certainly_not_received else Reach.UNCERTAIN,
                 dis_request_id=error.request_id,
+                status=error.status,
+                error_code=error.code or error.kind.value,
+                error_message=error.message,
+                error_advice=error.kind.advice,
             )
-            outcome = await self._failed_outcome(request, error)
         else:
-            await self.audit(
-                AuditKind.DIS_CALL,
-                request.id,
-                "bot",
-                action=request.action.value,
-                tasks=task_ids,
-                ok=True,
-                dis_request_id=result.request_id,
-            )
-            outcome = await self._verify(request, result.request_id)
+            call = DisCall(reach=Reach.SENT, dis_request_id=result.request_id)
+        await self.audit(
+            AuditKind.DIS_CALL,
+            request.id,
+            "bot",
+            action=request.action.value,
+            tasks=task_ids,
+            ok=not call.failed,
+            reach=call.reach.value,
+            status=call.status,
+            code=call.error_code,
+            message=call.error_message,
+            dis_request_id=call.dis_request_id,
+        )
+        request = await self._change(
+            request.id, lambda current: lifecycle.record_call(current, call)
+        )
+        outcome = await self._verify(request, call)
         finished = await self._change(
             request.id, lambda current: lifecycle.finish(current, outcome)
         )
         await self._notifier.request_changed(finished)
         await self._notifier.outcome_ready(finished)
         return finished
+
+    async def _disallow(self, request: Request, breach: PolicyBreach) -> Request:
+        closed = await self._change(
+            request.id, lambda current: lifecycle.disallow(current, breach, self._clock())
+        )
+        await self.audit(AuditKind.DISALLOWED, request.id, "bot", because=breach.value)
+        await self._notifier.request_changed(closed)
+        return closed
 
     async def _resolve_late(self, request: Request) -> Request:
         """Turn names typed while DIS was unreachable into ids, now that it may answer.
@@ -445,28 +537,6 @@ class DumptaskService:
         )
         return await self._change(request.id, lambda current: replace(current, tasks=tasks))
 
-    async def _failed_outcome(self, request: Request, error: DisError) -> Outcome:
-        """The batch call failed: report its error with each task's state as last known."""
-        states = await self._read_states(request)
-        tasks = tuple(
-            TaskOutcome(
-                task_id=task.task_id,
-                name=task.name,
-                final_state=states.get(task.task_id, task.state_at_request),
-                reached_target=False,
-                detail="not changed: the DIS call failed",
-            )
-            for task in request.tasks
-        )
-        return Outcome(
-            tasks=tasks,
-            dis_request_id=error.request_id,
-            error_code=error.code or error.kind.value,
-            error_message=error.message,
-            error_advice=error.kind.advice,
-            finished_at=self._clock(),
-        )
-
     async def _read_states(self, request: Request) -> dict[str, TaskState]:
         """The tasks' states now, or nothing when DIS cannot be read."""
         try:
@@ -476,33 +546,32 @@ class DumptaskService:
             return {}
         return {task.task_id: task.state for task in tasks}
 
-    async def _verify(self, request: Request, dis_request_id: str | None) -> Outcome:
+    async def _verify(self, request: Request, call: DisCall) -> Outcome:
         """Read the tasks back until each reaches the wanted state, fails, or time runs out.
 
-        The number of reads is bounded by the verify timeout over the interval, so a fake
-        ``sleep`` in tests bounds it just the same.
+        A call DIS certainly refused changed nothing, so one read suffices; otherwise the tasks
+        are read until the verify timeout (wall-clock) has passed.
         """
         target = request.action.target_state
-        polls = max(1, math.ceil(self._rules.verify_timeout / self._rules.verify_interval))
+        timeout = self._timing.verify_timeout
+        deadline = self._monotonic() + timeout
+        started = self._monotonic()
         states: dict[str, TaskState] = {}
-        for poll in range(polls + 1):
+        while True:
             states = await self._read_states(request) or states
-            if all(
+            settled = all(
                 states.get(task_id) == target or states.get(task_id) in SETTLED_FAILURE_STATES
                 for task_id in request.task_ids
-            ):
+            )
+            if settled or call.reach is Reach.REFUSED or self._monotonic() >= deadline:
                 break
-            if poll < polls:
-                await self._sleep(self._rules.verify_interval)
+            await self._sleep(min(self._timing.verify_interval, deadline - self._monotonic()))
         tasks = tuple(
             TaskOutcome(
                 task_id=task.task_id,
                 name=task.name,
                 final_state=states.get(task.task_id),
                 reached_target=states.get(task.task_id) == target,
-                detail=None
-                if states.get(task.task_id) == target
-                else f"did not reach {target} within {self._rules.verify_timeout:g}s",
             )
             for task in request.tasks
         )
@@ -513,16 +582,23 @@ class DumptaskService:
             target=target.value,
             states={task.task_id: str(task.final_state) for task in tasks},
         )
-        return Outcome(tasks=tasks, dis_request_id=dis_request_id, finished_at=self._clock())
+        return Outcome(
+            tasks=tasks,
+            dis_request_id=call.dis_request_id,
+            error_code=call.error_code,
+            error_message=call.error_message,
+            error_advice=call.error_advice,
+            finished_at=self._clock(),
+            reach=call.reach,
+            waited_seconds=round(self._monotonic() - started, 1),
+        )
 
     # -- the shared mechanism ---------------------------------------------------------------
 
     async def _change(self, request_id: str, rule: Callable[[Request], Request]) -> Request:
         """Apply ``rule`` to the stored request with one conditional update, retrying races."""
         for _ in range(MAX_RACE_RETRIES):
-            current = await self._store.get(request_id)
-            if current is None:
-                raise RefusedError(f"There is no request `{escape_mrkdwn(request_id)}`.")
+            current = await self._must_get(request_id)
             stored = await self._store.update(rule(current), current.version)
             if stored is not None:
                 return stored

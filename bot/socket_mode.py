@@ -11,7 +11,7 @@ import asyncio
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.slack.app import Bot
+from bot.app import Bot
 
 
 def socket_mode_handler(bot: Bot, app_token: str) -> AsyncSocketModeHandler:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -19,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.app import Bot
 from bot.errors import StoreError
-from bot.slack.app import Bot
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +70,3 @@ def uvicorn_server(bot: Bot, host: str, port: int) -> uvicorn.Server:
 async def serve(bot: Bot, host: str, port: int) -> None:
     """Serve until interrupted."""
     await uvicorn_server(bot, host, port).serve()
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind a listening socket first, so a caller asking for port 0 learns the real one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock

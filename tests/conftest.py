@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.dis.models import TaskState
 from bot.settings import Settings
 from bot.sim.bot_thread import BotThread
 from bot.sim.dis import Credential, DisStandIn, TaskSpec
 from bot.sim.slack import SlackStandIn
+from bot.vocabulary import TaskState
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 DIS_AK, DIS_SK = "E2EACCESSKEY", "E2ESECRETKEYVALUE"

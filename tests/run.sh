@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: a virtualenv with the project and its dev tools, then lint, format check,
-# strict type check and the test suite. Works on a fresh clone with only Python 3.11+ installed.
+# strict type check, the import contract and the test suite. Works on a fresh clone with only Python 3.11+ installed.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k approve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,5 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 .venv/bin/ruff check bot tests
 .venv/bin/ruff format --check bot tests
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 exec .venv/bin/pytest "$@"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.dis.models import TaskAction, TaskState
-from bot.requests import (
+from bot.lifecycle import (
     Approval,
     Outcome,
+    Policy,
     Request,
     RequestedTask,
     RequestState,
@@ -23,20 +23,20 @@ from bot.requests import (
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
-    CardContext,
     Message,
     render_card,
     render_error,
     render_outcome_reply,
     render_refusal,
 )
+from bot.vocabulary import TaskAction, TaskState
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=15)
 EXPIRY_MARKUP = (
     f"<!date^{int(EXPIRES.timestamp())}^{{date_short_pretty}} at {{time}}|2026-11-28 12:15 UTC>"
 )
-ANYONE = CardContext()
+ANYONE = Policy()
 ARCHIVE = RequestedTask("9dSu1wfCytSk1aOLxvF", "orders-archive", TaskState.PAUSED)
 TO_OBS = RequestedTask("As805BudhcH1lDs6gbn", "orders-to-obs", TaskState.RUNNING)
 DIS_FAILURE = Outcome(
@@ -66,8 +66,7 @@ def make_request(**changes: Any) -> Request:
         channel="C0INCIDENT",
         reason="INC-4312 OBS dump stalled",
         now=NOW,
-        ttl=timedelta(minutes=15),
-        approvals_required=1,
+        policy=Policy(ttl=timedelta(minutes=15), approvals_required=1),
     )
     return replace(request, **changes)
 
@@ -376,7 +375,7 @@ def test_approval_progress_names_who_approved():
 
 def test_configured_approvers_are_mentioned():
     """Configured approvers appear as user and user-group mentions."""
-    text = shown(render_card(make_request(), CardContext(approvers=("S0LEADS", "U0BOB"))))
+    text = shown(render_card(make_request(), Policy(approvers=("S0LEADS", "U0BOB"))))
     assert "<!subteam^S0LEADS>, <@U0BOB>" in text
 
 
@@ -386,7 +385,7 @@ def test_configured_approvers_are_mentioned():
 )
 def test_open_approval_says_who_may_approve(allow_self_approval, who):
     """Without configured approvers the card says whether the requester may approve too."""
-    context = CardContext(allow_self_approval=allow_self_approval)
+    context = Policy(allow_self_approval=allow_self_approval)
     assert who in shown(render_card(make_request(), context))
 
 
@@ -458,7 +457,7 @@ def test_extremes_stay_within_block_kit_limits(state):
             "decided_at": NOW,
             "outcome": replace(DIS_FAILURE, error_message="<" * 5000, error_advice="x" * 200),
         }
-    approvers = CardContext(approvers=tuple(f"U0LEAD{i:04}" for i in range(50)))
+    approvers = Policy(approvers=tuple(f"U0LEAD{i:04}" for i in range(50)))
     assert_within_limits(render_card(extreme_request(**changes), approvers))
 
 

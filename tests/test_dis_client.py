@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.dis.client import DisClient
-from bot.dis.models import TaskState
 from bot.dis.retry import RetryPolicy
 from bot.dis.signing import AkSkAuth, Credentials
 from bot.errors import DisError, DisErrorKind
 from bot.sim.dis import Credential, DisStandIn, Fault, TaskSpec
+from bot.vocabulary import TaskAction, TaskState
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK, SK, TOKEN = "TESTAK", "TESTSKSECRETVALUE", "TESTSECURITYTOKENVALUE"
@@ -126,7 +126,7 @@ async def test_start_sends_one_batch_call_and_task_starts(dis):
     """Starting sends {"action": "start", "tasks": [{"id": ...}]} and the task leaves PAUSED."""
     client, http = make_client(dis)
     async with http:
-        result = await client.start_tasks(STREAM, ["9dSu1wfCytSk1aOLxvF"])
+        result = await client.act(STREAM, TaskAction.START, ["9dSu1wfCytSk1aOLxvF"])
     [call] = dis.action_calls()
     assert (call.action, call.task_ids, call.status) == ("start", ("9dSu1wfCytSk1aOLxvF",), 200)
     assert dis.task_state(STREAM, "orders-archive") in (TaskState.STARTING, TaskState.RUNNING)
@@ -137,7 +137,7 @@ async def test_stop_pauses_a_running_task(dis):
     """Stopping a RUNNING task leaves it PAUSED."""
     client, http = make_client(dis)
     async with http:
-        await client.stop_tasks(STREAM, ["As805BudhcH1lDs6gbn"])
+        await client.act(STREAM, TaskAction.STOP, ["As805BudhcH1lDs6gbn"])
     assert dis.task_state(STREAM, "orders-to-obs") == TaskState.PAUSED
 
 
@@ -195,7 +195,7 @@ async def test_unknown_task_id_is_a_user_error(dis):
     client, http = make_client(dis)
     async with http:
         with pytest.raises(DisError) as caught:
-            await client.start_tasks(STREAM, ["NoSuchTask000000000"])
+            await client.act(STREAM, TaskAction.START, ["NoSuchTask000000000"])
     assert (caught.value.kind, caught.value.code) == (DisErrorKind.USER, "DIS.4354")
 
 
@@ -346,7 +346,7 @@ async def test_secrets_never_reach_the_logs(dis, caplog):
     bad, bad_http = make_client(dis, secret=SK + "X")
     async with good_http, bad_http:
         await good.list_tasks(STREAM)
-        await good.start_tasks(STREAM, ["9dSu1wfCytSk1aOLxvF"])
+        await good.act(STREAM, TaskAction.START, ["9dSu1wfCytSk1aOLxvF"])
         with pytest.raises(DisError) as caught:
             await bad.list_tasks(STREAM)
     signatures = [

@@ -13,9 +13,9 @@ from dataclasses import replace as dataclass_replace
 import httpx
 import pytest
 
-from bot.dis.models import TaskState
-from bot.requests import Approval, RequestState
+from bot.lifecycle import Approval, RequestState
 from bot.sim.dis import Fault
+from bot.vocabulary import TaskState
 from tests.conftest import (
     APPROVER1,
     APPROVER2,

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.dis.models import TaskState
+from bot.app import create_bot
 from bot.sim.slack_socket import SocketModeStandIn
-from bot.slack.app import create_bot
 from bot.socket_mode import run_socket_mode
+from bot.vocabulary import TaskState
 from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM, make_settings
 from tests.flow_helpers import APPROVE, wait_for_card, wait_for_ephemeral, wait_for_thread_reply
 

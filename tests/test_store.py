@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.dis.models import TaskAction, TaskState
+from bot.audit import AuditEvent, AuditKind
 from bot.errors import StoreError
-from bot.requests import (
+from bot.lifecycle import (
     Approval,
     Outcome,
     Request,
@@ -28,7 +28,8 @@ from bot.requests import (
     RequestState,
     TaskOutcome,
 )
-from bot.store import AuditEvent, AuditKind, SqlStore, engine_url, open_store
+from bot.store.sql import SqlStore, engine_url, open_store
+from bot.vocabulary import TaskAction, TaskState
 
 NOW = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
 TTL = timedelta(minutes=15)
@@ -214,7 +215,7 @@ async def test_audit_trail_keeps_insertion_order(store: SqlStore) -> None:
     ]
     await store.append_audit(events[0])
     await store.append_audit(AuditEvent("dt-other2345", AuditKind.EXPIRED, "bot", NOW, {}))
-    await store.append_audit(AuditEvent(None, AuditKind.SLACK_ERROR, None, NOW, {"error": "x"}))
+    await store.append_audit(AuditEvent(None, AuditKind.CARD_POSTED, None, NOW, {"ts": "x"}))
     for event in events[1:]:
         await store.append_audit(event)
 

@@ -1,6 +1,6 @@
 """Typed, signed, retried calls to the DIS dump-task API.
 
-``DisClient`` is handed an ``httpx.AsyncClient`` (so tests and benchmarks choose the transport)
+``DisClient`` is handed an ``httpx.AsyncClient`` (so tests choose the transport)
 and returns typed models, never dicts. Many slow calls can run at once on one event loop without
 holding up the code that acknowledges Slack.
 """
@@ -16,11 +16,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from bot.dis.models import ActionResult, DumpTask, TaskAction, TaskListPayload, TaskPayload
+from bot.dis.models import ActionResult, TaskListPayload, TaskPayload
 from bot.dis.responses import error_from_response, malformed_body_error
 from bot.dis.retry import RetryPolicy, call_with_retries
 from bot.dis.signing import AkSkAuth, Credentials
 from bot.errors import DisError, DisErrorKind
+from bot.vocabulary import DumpTask, TaskAction
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -51,6 +52,11 @@ def retry_policy_from(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         attempts=settings.dis_retry_attempts, total_seconds=settings.dis_retry_total_seconds
     )
+
+
+def _never_arrived(error: DisError) -> bool:
+    """Retry a batch call only when it is retryable and certainly was not carried out."""
+    return error.kind.retryable and error.certainly_not_received
 
 
 class DisClient:
@@ -90,28 +96,24 @@ class DisClient:
             raise DisError(DisErrorKind.BUG, f"DIS described task {name!r} without a task_id")
         return payload.to_task(payload.task_id)
 
-    async def start_tasks(self, stream: str, task_ids: Sequence[str]) -> ActionResult:
-        """Ask DIS to start the tasks; it answers nothing per task, so read them back after."""
-        return await self.act(stream, TaskAction.START, task_ids)
-
-    async def stop_tasks(self, stream: str, task_ids: Sequence[str]) -> ActionResult:
-        """Ask DIS to pause the tasks; it answers nothing per task, so read them back after."""
-        return await self.act(stream, TaskAction.STOP, task_ids)
-
     async def act(self, stream: str, action: TaskAction, task_ids: Sequence[str]) -> ActionResult:
-        """Start or stop, by ``action``; the one batch call of an approved request."""
+        """Start or stop, by ``action``; the one batch call of an approved request.
+
+        It answers nothing per task, so the caller reads the tasks back after. It is retried
+        only when the failed attempt certainly never reached DIS: a start sent twice would be
+        carried out twice, and its outcome would contradict the first.
+        """
         body = json.dumps({"action": action.value, "tasks": [{"id": i} for i in task_ids]})
         path = f"{self._tasks_path(stream)}/action"
-        response = await self._send(f"{action} tasks", "POST", path, body.encode())
-        return ActionResult(request_id=response.headers.get("X-Request-Id"))
+        operation = f"{action} tasks"
 
-    async def _send(
-        self, operation: str, method: str, path: str, body: bytes | None = None
-    ) -> httpx.Response:
         async def attempt() -> httpx.Response:
-            return await self._attempt(operation, method, path, body)
+            return await self._attempt(operation, "POST", path, body.encode())
 
-        return await call_with_retries(self._retry, operation, attempt)
+        response = await call_with_retries(
+            self._retry, operation, attempt, may_retry=_never_arrived
+        )
+        return ActionResult(request_id=response.headers.get("X-Request-Id"))
 
     async def _get(self, operation: str, path: str, model: type[Payload]) -> Payload:
         """GET and parse; an unreadable body is retried like any transient failure."""
@@ -130,6 +132,13 @@ class DisClient:
     ) -> httpx.Response:
         try:
             response = await self._http.request(method, path, content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made, so the request cannot have reached DIS.
+            raise DisError(
+                DisErrorKind.TRANSIENT,
+                f"DIS could not be reached ({type(exc).__name__})",
+                certainly_not_received=True,
+            ) from exc
         except httpx.TimeoutException as exc:
             raise DisError(
                 DisErrorKind.TRANSIENT, f"DIS did not answer in time ({type(exc).__name__})"

@@ -1,56 +1,18 @@
-"""Typed values returned by the DIS client.
+"""The DIS answers as they come over the wire, and the typed values made of them.
 
-The raw JSON is validated at the edge with pydantic and turned into frozen dataclasses, so the
-rest of the bot never handles dicts from the wire.
+The raw JSON is validated at the edge with pydantic and turned into frozen dataclasses (the
+shared ``DumpTask`` of ``bot.vocabulary``), so the rest of the bot never handles dicts from the
+wire.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-
-class TaskState(enum.StrEnum):
-    """A dump task's state as DIS reports it; ``UNKNOWN`` stands for anything undocumented."""
-
-    RUNNING = "RUNNING"
-    STARTING = "STARTING"
-    PAUSED = "PAUSED"
-    ERROR = "ERROR"
-    ABNORMAL = "ABNORMAL"
-    DELETE = "DELETE"
-    UNKNOWN = "UNKNOWN"
-
-    @classmethod
-    def _missing_(cls, value: object) -> TaskState:  # noqa: ARG003 - any unknown value
-        return cls.UNKNOWN
-
-
-class TaskAction(enum.StrEnum):
-    """The two verbs of the batch action call."""
-
-    START = "start"
-    STOP = "stop"
-
-    @property
-    def target_state(self) -> TaskState:
-        """The state a task reaches when the action succeeded."""
-        return TaskState.RUNNING if self is TaskAction.START else TaskState.PAUSED
-
-
-@dataclass(frozen=True, slots=True)
-class DumpTask:
-    """One dump task of a stream."""
-
-    task_id: str
-    name: str
-    state: TaskState
-    destination_type: str | None
-    created_at: datetime | None
-    last_transfer_at: datetime | None
+from bot.vocabulary import DumpTask, TaskState
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,12 +46,22 @@ class RetryPolicy:
         return delay
 
 
+def _retryable(error: DisError) -> bool:
+    return error.kind.retryable
+
+
 async def call_with_retries(
-    policy: RetryPolicy, operation: str, call: Callable[[], Awaitable[T]]
+    policy: RetryPolicy,
+    operation: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    may_retry: Callable[[DisError], bool] = _retryable,
 ) -> T:
     """Run ``call`` until it succeeds, fails for good, or a bound is reached.
 
-    The last error is re-raised unchanged, so the caller sees the real code and request id.
+    ``may_retry`` narrows which failures are tried again (never wider than the retryable
+    kinds). The last error is re-raised unchanged, so the caller sees the real code and request
+    id.
     """
     started = policy.clock()
     attempt = 1
@@ -59,7 +69,7 @@ async def call_with_retries(
         try:
             return await call()
         except DisError as error:
-            if not error.kind.retryable or attempt >= policy.attempts:
+            if not (error.kind.retryable and may_retry(error)) or attempt >= policy.attempts:
                 raise
             delay = policy.delay_before(attempt, error)
             remaining = policy.total_seconds - (policy.clock() - started)

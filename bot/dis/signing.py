@@ -17,6 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from bot.clock import utc_now
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -61,8 +63,9 @@ def canonical_request(
 ) -> tuple[str, str]:
     """Return the canonical request and its signed-header list for these request parts.
 
-    Only the headers the gateway expects to be signed are included, and only when present, so
-    the same function serves the client and the stand-in that checks what arrived on the wire.
+    Only the headers the gateway expects to be signed are included, and only when present. (The
+    DIS stand-in computes its own canonical request from what arrives on the wire, on purpose,
+    so that a mistake here cannot hide behind the same mistake there.)
     """
     parts = urlsplit(url)
     lowered = {name.lower(): value.strip() for name, value in headers.items()}
@@ -115,11 +118,6 @@ def sign(
         f"SignedHeaders={signed_headers}, Signature={digest}"
     )
     return added
-
-
-def utc_now() -> datetime:
-    """The real clock; tests pass a fixed one instead."""
-    return datetime.now(UTC)
 
 
 class AkSkAuth(httpx.Auth):

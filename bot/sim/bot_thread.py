@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from bot.service import utc_now
+from bot.app import Bot, create_bot
+from bot.clock import utc_now
 from bot.settings import Settings
-from bot.sim.server import StartStop
-from bot.slack.app import Bot, create_bot
-from bot.web import bind_socket, uvicorn_server
+from bot.sim.server import StartStop, bind_socket
+from bot.web import uvicorn_server
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

@@ -1,7 +1,7 @@
 """Reads a stand-in DIS data file (see ``dis_sample.json``) into typed, validated values.
 
 Unknown keys and wrong types are refused with the path of the offending value, because a typo
-in a demo or benchmark file would otherwise show up much later as a puzzling DIS answer.
+in a demo or test data file would otherwise show up much later as a puzzling DIS answer.
 """
 
 from __future__ import annotations

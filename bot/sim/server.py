@@ -2,12 +2,13 @@
 
 The stand-ins are real HTTP servers so the bot's own clients, timeouts and connection handling
 are exercised; running them on their own thread and event loop lets synchronous and asynchronous
-tests, the demo and the benchmarks share one way of starting them.
+tests and the demo share one way of starting them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from typing import TYPE_CHECKING, Self
 
@@ -15,6 +16,17 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind a listening socket first, so a caller asking for port 0 learns the real one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
 
 
 class StartStop:

@@ -25,10 +25,18 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.dis.models import DumpTask, TaskAction, TaskState
-from bot.requests import Outcome, Request, RequestState
-from bot.store import AuditEvent
+from bot.audit import AuditEvent
+from bot.lifecycle import (
+    Outcome,
+    Policy,
+    PolicyBreach,
+    Reach,
+    Request,
+    RequestState,
+    TaskOutcome,
+)
 from bot.text import escape_mrkdwn
+from bot.vocabulary import DumpTask, TaskAction, TaskState
 
 APPROVE_ACTION_ID = "dumptask.approve"
 CANCEL_ACTION_ID = "dumptask.cancel"
@@ -51,18 +59,6 @@ class Message:
 
     text: str
     blocks: list[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class CardContext:
-    """What the card says about who may approve.
-
-    ``approvers`` are the configured user (``U...``) and user-group (``S...``) ids; empty means
-    anyone but the requester (or anyone at all when self-approval is allowed).
-    """
-
-    approvers: tuple[str, ...] = ()
-    allow_self_approval: bool = False
 
 
 def truncate(text: str, limit: int) -> str:
@@ -110,8 +106,17 @@ _HEADERS = {
     RequestState.SUCCEEDED: "{Verb} {count}: succeeded",
     RequestState.PARTIAL: "{Verb} {count}: partly succeeded",
     RequestState.FAILED: "{Verb} {count}: failed",
+    RequestState.UNKNOWN: "{Verb} {count}: outcome unknown",
     RequestState.CANCELLED: "{Verb} {count}: cancelled",
     RequestState.EXPIRED: "{Verb} {count}: expired",
+    RequestState.DISALLOWED: "{Verb} {count}: no longer allowed",
+}
+
+# Why a request was closed when the operator's policy changed under it.
+_BREACHES = {
+    PolicyBreach.CHANNEL: "this channel is no longer in `DUMPTASK_ALLOWED_CHANNELS`",
+    PolicyBreach.STREAM: "the stream no longer matches `DUMPTASK_ALLOWED_STREAMS`",
+    PolicyBreach.REQUESTER: "the requester is no longer in `DUMPTASK_REQUESTERS`",
 }
 
 
@@ -149,10 +154,10 @@ def _task_lines(request: Request) -> str:
     return "\n".join(lines)
 
 
-def _approvers_text(request: Request, context: CardContext) -> str:
-    if context.approvers:
-        who = ", ".join(mention(entity) for entity in context.approvers)
-    elif context.allow_self_approval:
+def _approvers_text(request: Request, policy: Policy) -> str:
+    if policy.approvers:
+        who = ", ".join(mention(entity) for entity in policy.approvers)
+    elif policy.allow_self_approval:
         who = "anyone, including the requester"
     else:
         who = "anyone but the requester"
@@ -177,6 +182,12 @@ def _status_line(request: Request) -> str | None:
             return f"Cancelled{by}{at}."
         case RequestState.EXPIRED:
             return f"Expired at {slack_date(request.expires_at)} without enough approvals."
+        case RequestState.DISALLOWED:
+            why = _BREACHES[request.closed_because] if request.closed_because else "policy"
+            return (
+                f"Closed without calling DIS: the operator's policy changed and {why}. "
+                "Ask an operator, or make a new request where it is allowed."
+            )
         case _:
             return _outcome_summary(request, approved)
 
@@ -189,13 +200,30 @@ def _outcome_summary(request: Request, approved: str) -> str:
     line = (
         f"{approved}. {reached} of {len(outcome.tasks)} tasks {request.action.target_state.value}."
     )
-    if outcome.error_code or outcome.error_message:
+    if outcome.interrupted:
+        line += " " + _INTERRUPTED
+    if outcome.call_failed:
         line += "\n" + _error_text(outcome)
+    if request.state is RequestState.UNKNOWN:
+        line += "\n" + _UNKNOWN_HINT
     return line
+
+
+_INTERRUPTED = "The bot was interrupted while executing; these states were read back from DIS."
+_UNKNOWN_HINT = (
+    "The batch call may or may not have reached DIS, and no task has reached its goal yet. "
+    "Check the tasks with `/dumptask list <stream>` before asking again: a second request "
+    "could repeat what DIS may already be doing."
+)
 
 
 def _error_text(outcome: Outcome) -> str:
     """The failed DIS call as support needs it: code, message, request id, then what to do."""
+    if outcome.reach is Reach.INTERRUPTED:
+        return (
+            "The bot stopped after recording that it was sending the batch call, so whether "
+            "DIS received it is unknown."
+        )
     code = escape_mrkdwn(outcome.error_code or "error")
     message = escape_mrkdwn(truncate(outcome.error_message or "no message", DIS_TEXT_LIMIT))
     request_id = (
@@ -256,7 +284,7 @@ def _field(label: str, value: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=truncate(f"*{label}*\n{value}", FIELD_LIMIT))
 
 
-def render_card(request: Request, context: CardContext, *, now: datetime | None = None) -> Message:
+def render_card(request: Request, policy: Policy, *, now: datetime | None = None) -> Message:
     """The approval card for the request's current state; buttons only while it is open.
 
     Given ``now``, a pending request past its deadline is shown as expired (without buttons)
@@ -275,14 +303,18 @@ def render_card(request: Request, context: CardContext, *, now: datetime | None 
                 _field("Requested by", mention(request.requester)),
                 _field("Action", action),
                 _field("Stream", f"`{stream}`"),
-                _field("Expires", slack_date(request.expires_at)),
+                *(
+                    [_field("Expires", slack_date(request.expires_at))]
+                    if request.state.is_open
+                    else []
+                ),
             ]
         ),
         SectionBlock(text=MarkdownTextObject(text=truncate(_task_lines(request), SECTION_LIMIT))),
         SectionBlock(text=MarkdownTextObject(text=truncate(f"*Reason*\n{reason}", SECTION_LIMIT))),
         ContextBlock(
             elements=[
-                MarkdownTextObject(text=truncate(_approvers_text(request, context), SECTION_LIMIT))
+                MarkdownTextObject(text=truncate(_approvers_text(request, policy), SECTION_LIMIT))
             ]
         ),
     ]
@@ -321,16 +353,38 @@ def render_outcome_reply(request: Request) -> Message:
         name = f"`{escape_mrkdwn(task.name)}` " if task.name else ""
         state = task.final_state.value if task.final_state else TaskState.UNKNOWN.value
         mark = "✅ reached" if task.reached_target else "⚠️ not reached"
-        detail = f" ({escape_mrkdwn(truncate(task.detail, DIS_TEXT_LIMIT))})" if task.detail else ""
-        lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state} {mark}{detail}")
+        detail = _task_detail(outcome, task, target) if outcome else None
+        shown = f" ({escape_mrkdwn(truncate(detail, DIS_TEXT_LIMIT))})" if detail else ""
+        lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state} {mark}{shown}")
+    if outcome is not None and outcome.interrupted:
+        lines.append(_INTERRUPTED)
     if outcome is None:
         lines.append("No outcome has been recorded yet.")
-    elif outcome.error_code or outcome.error_message:
+    elif outcome.call_failed:
         lines.append(_error_text(outcome))
+        if request.state is RequestState.UNKNOWN:
+            lines.append(_UNKNOWN_HINT)
     elif outcome.dis_request_id:
         lines.append(f"DIS request id `{escape_mrkdwn(outcome.dis_request_id)}`.")
     text = truncate("\n".join(lines), SECTION_LIMIT)
     return Message(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
+
+
+def _task_detail(outcome: Outcome, task: TaskOutcome, target: TaskState) -> str | None:
+    """Why a task ended where it did, from how the call went; never "not changed" unless known."""
+    if task.detail:  # outcomes stored before the wording moved here carry their own
+        return task.detail
+    if task.final_state is None:
+        return "DIS could not be read back"
+    if task.reached_target:
+        failed = outcome.call_failed and outcome.reach is not Reach.INTERRUPTED
+        return "although the DIS call failed" if failed else None
+    if not outcome.call_failed:
+        waited = f" within {outcome.waited_seconds:g}s" if outcome.waited_seconds else ""
+        return f"did not reach {target.value}{waited}"
+    if outcome.reach is Reach.REFUSED:
+        return "not changed: DIS refused the call"
+    return "the DIS call may or may not have reached DIS"
 
 
 def render_text(text: str) -> Message:

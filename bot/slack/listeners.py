@@ -24,7 +24,7 @@ from bot.commands import (
     parse_command,
     usage_text,
 )
-from bot.errors import CommandError
+from bot.errors import CommandError, Refusal
 from bot.service import DumptaskService
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
@@ -34,6 +34,7 @@ from bot.slack.blocks import (
     render_task_list,
 )
 from bot.slack.notifier import SlackNotifier
+from bot.slack.wording import explain
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ class Listeners:
             await ack(response_type="ephemeral", text=str(error))
             return
         if isinstance(parsed, HelpCommand):
-            rules = self._service.rules
+            policy = self._service.policy
             await ack(
                 response_type="ephemeral",
-                text=usage_text(rules.allowed_streams, rules.allowed_channels),
+                text=usage_text(policy.allowed_streams, policy.allowed_channels),
             )
             return
         await ack()
@@ -122,7 +123,11 @@ class Listeners:
         if command.request_id is None:
             message = render_recent(await self._service.recent(payload["user_id"]))
         else:
-            message = render_history(*await self._service.history(command.request_id))
+            message = render_history(
+                *await self._service.history(
+                    command.request_id, payload["user_id"], payload["channel_id"]
+                )
+            )
         await respond(text=message.text, response_type="ephemeral")
 
     async def on_approve(
@@ -152,14 +157,18 @@ class Listeners:
         await self._service.attach_card(request, ts)
 
     async def _approve(self, body: dict[str, Any]) -> None:
-        result = await self._service.approve(self._request_id(body), body["user"]["id"])
+        result = await self._service.approve(
+            self._request_id(body), body["user"]["id"], self._channel_id(body)
+        )
         if result.must_execute:
             await self._service.execute(result.request)
         else:
             await self._notifier.request_changed(result.request)
 
     async def _cancel(self, body: dict[str, Any]) -> None:
-        request = await self._service.cancel(self._request_id(body), body["user"]["id"])
+        request = await self._service.cancel(
+            self._request_id(body), body["user"]["id"], self._channel_id(body)
+        )
         await self._notifier.request_changed(request)
 
     async def _after_ack(
@@ -188,7 +197,9 @@ class Listeners:
         respond: AsyncRespond | None = None,
     ) -> None:
         """Tell the user what went wrong: their mistake as it is, anything else in general."""
-        if isinstance(error, CommandError):
+        if isinstance(error, Refusal):
+            text = explain(error)
+        elif isinstance(error, CommandError):
             text = str(error)
         else:
             logger.error("unexpected error while handling a Slack request", exc_info=error)
@@ -205,3 +216,7 @@ class Listeners:
     @staticmethod
     def _request_id(body: dict[str, Any]) -> str:
         return str(body["actions"][0]["value"])
+
+    @staticmethod
+    def _channel_id(body: dict[str, Any]) -> str:
+        return str((body.get("channel") or {}).get("id") or "")

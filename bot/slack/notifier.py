@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.requests import Request
-from bot.slack.blocks import CardContext, render_card, render_outcome_reply
+from bot.lifecycle import Policy, Request
+from bot.slack.blocks import render_card, render_outcome_reply
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +25,16 @@ class SlackNotifier:
     def __init__(
         self,
         client: AsyncWebClient,
-        context: CardContext,
+        policy: Policy,
         load: Callable[[str], Awaitable[Request | None]],
     ) -> None:
         self._client = client
-        self._context = context
+        self._policy = policy
         self._load = load
 
     async def post_card(self, request: Request) -> str:
         """Post a new card into the request's channel and return its ``ts``."""
-        message = render_card(request, self._context)
+        message = render_card(request, self._policy)
         response = await self._client.chat_postMessage(
             channel=request.channel, text=message.text, blocks=message.blocks
         )
@@ -47,7 +47,7 @@ class SlackNotifier:
         means a late update never brings back buttons a newer state removed.
         """
         latest = await self._load(request.id) or request
-        message = render_card(latest, self._context)
+        message = render_card(latest, self._policy)
         if latest.card_ts is not None:
             try:
                 await self._client.chat_update(

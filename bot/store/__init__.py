@@ -10,22 +10,14 @@ usually find the request already decided.
 
 ::
 
-    protocol.py   Store (the Protocol the service depends on), AuditEvent, AuditKind
+    protocol.py   Store (the Protocol the service depends on)
     schema.py     the tables, the UTC datetime column type, Request <-> JSON
     sql.py        SqlStore over SQLAlchemy Core async, for SQLite and PostgreSQL; open_store
+
+Importing this package gives only the Protocol: the service depends on it without loading
+SQLAlchemy, and the wiring imports ``bot.store.sql`` by name.
 """
 
-from bot.store.protocol import AuditEvent, AuditKind, Store
-from bot.store.schema import request_from_json, request_to_json
-from bot.store.sql import SqlStore, engine_url, open_store
+from bot.store.protocol import Store
 
-__all__ = [
-    "AuditEvent",
-    "AuditKind",
-    "SqlStore",
-    "Store",
-    "engine_url",
-    "open_store",
-    "request_from_json",
-    "request_to_json",
-]
+__all__ = ["Store"]

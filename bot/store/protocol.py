@@ -1,39 +1,12 @@
-"""What the rest of the bot may ask of a store, and the audit events it keeps."""
+"""What the rest of the bot may ask of a store."""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from bot.requests import Request
-
-
-class AuditKind(enum.StrEnum):
-    """What an audit event records."""
-
-    REQUESTED = "requested"
-    REFUSED_CLICK = "refused_click"
-    APPROVED = "approved"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    DIS_CALL = "dis_call"
-    VERIFICATION = "verification"
-    CARD_POSTED = "card_posted"
-    SLACK_ERROR = "slack_error"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """One line of the audit trail: who did what to which request, when, and the particulars."""
-
-    request_id: str | None
-    kind: str
-    actor: str | None
-    at: datetime
-    detail: Mapping[str, object] = field(default_factory=dict)
+from bot.audit import AuditEvent
+from bot.lifecycle import Request
 
 
 class Store(Protocol):

@@ -30,8 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from bot.requests import Request
-from bot.store.protocol import AuditEvent, AuditKind
+from bot.audit import AuditEvent, AuditKind
+from bot.lifecycle import Request
 
 # Any constant will do: it only has to be the same in every replica creating the schema.
 SCHEMA_LOCK_KEY = 0x64756D707461736B

@@ -20,9 +20,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from bot.audit import AuditEvent
 from bot.errors import StoreError
-from bot.requests import Request, RequestState
-from bot.store.protocol import AuditEvent
+from bot.lifecycle import Request, RequestState
 from bot.store.schema import (
     audit_table,
     create_schema,

@@ -15,28 +15,26 @@ from datetime import datetime, timedelta
 
 import httpx
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clock import utc_now
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
-from bot.service import DumptaskService, Rules, utc_now
+from bot.lifecycle import Policy
+from bot.service import DumptaskService, Timing
 from bot.settings import Settings
-from bot.slack.blocks import CardContext
+from bot.slack.bolt import build_bolt_app
+from bot.slack.client import slack_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.listeners import Listeners
 from bot.slack.notifier import SlackNotifier
-from bot.store import Store, open_store
+from bot.store import Store
+from bot.store.sql import open_store
 
 logger = logging.getLogger(__name__)
 
 
-def rules_from(settings: Settings) -> Rules:
-    """The operator's policy, as the service needs it."""
-    return Rules(
+def policy_from(settings: Settings) -> Policy:
+    """The operator's policy, from the settings."""
+    return Policy(
         allowed_channels=tuple(settings.dumptask_allowed_channels),
         requesters=tuple(settings.dumptask_requesters),
         approvers=tuple(settings.dumptask_approvers),
@@ -44,23 +42,15 @@ def rules_from(settings: Settings) -> Rules:
         approvals_required=settings.dumptask_approvals_required,
         allow_self_approval=settings.dumptask_allow_self_approval,
         ttl=timedelta(seconds=settings.dumptask_approval_ttl_seconds),
-        verify_timeout=settings.dumptask_verify_timeout_seconds,
-        verify_interval=settings.dumptask_verify_interval_seconds,
-        dis_call_budget=settings.dis_retry_total_seconds,
     )
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """A Web API client that retries rate limits, 5xx answers and dropped connections."""
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+def timing_from(settings: Settings) -> Timing:
+    """How long execution may take, from the settings."""
+    return Timing(
+        verify_timeout=settings.dumptask_verify_timeout_seconds,
+        verify_interval=settings.dumptask_verify_interval_seconds,
+        dis_retry_total_seconds=settings.dis_retry_total_seconds,
     )
 
 
@@ -111,27 +101,16 @@ async def create_bot(
     dis_http = build_http_client(settings)
     dis = DisClient(dis_http, settings.dis_project_id, retry_policy_from(settings))
     client = slack_client(settings)
-    app = AsyncApp(
-        client=client,
-        signing_secret=(
-            settings.slack_signing_secret.get_secret_value()
-            if settings.slack_signing_secret
-            else "unused-in-socket-mode"
-        ),
-        process_before_response=False,
-        raise_error_for_unhandled_request=False,
-    )
-    context = CardContext(
-        approvers=tuple(settings.dumptask_approvers),
-        allow_self_approval=settings.dumptask_allow_self_approval,
-    )
-    notifier = SlackNotifier(client, context, store.get)
+    app = build_bolt_app(settings, client)
+    policy = policy_from(settings)
+    notifier = SlackNotifier(client, policy, store.get)
     service = DumptaskService(
         store=store,
         dis=dis,
         directory=SlackDirectory(client),
         notifier=notifier,
-        rules=rules_from(settings),
+        policy=policy,
+        timing=timing_from(settings),
         clock=clock,
     )
     Listeners(service, notifier).register(app)

@@ -1,0 +1,462 @@
+"""The life of one start/stop request: its states, the policy, and the moves between them.
+
+Everything here is pure: functions take a ``Request`` and the time, and return a new ``Request``
+or raise a typed ``Refusal`` (the Slack layer words it). The store persists each result with one
+conditional update, so the rules are decided here and the races are settled there.
+
+::
+
+    PENDING ──approve (quorum)──> EXECUTING ──finish──> SUCCEEDED | PARTIAL | FAILED | UNKNOWN
+       │  └──approve (more needed)──> PENDING     │
+       ├──cancel──> CANCELLED                      │ (phase: approved -> sending -> called)
+       ├──expire──> EXPIRED                        │
+       └──disallow──> DISALLOWED <──(before sending)┘
+
+An executing request records how far its one batch call got (its ``Phase``): ``SENDING`` is
+stored before the call goes out, so a replica taking over after a crash knows whether the call
+may have reached DIS, and never sends it a second time.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from bot.errors import DumptaskError, Refusal
+from bot.vocabulary import TaskAction, TaskState
+
+REQUEST_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+class RequestState(enum.StrEnum):
+    """Where a request stands."""
+
+    PENDING = "pending"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DISALLOWED = "disallowed"
+
+    @property
+    def is_open(self) -> bool:
+        """Only a pending request can still be approved, cancelled or expire."""
+        return self is RequestState.PENDING
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing moves a request out of these states."""
+        return self not in (RequestState.PENDING, RequestState.EXECUTING)
+
+    @property
+    def was_executed(self) -> bool:
+        """The request was approved and its outcome is recorded."""
+        return self in _EXECUTED
+
+
+_EXECUTED = frozenset(
+    {RequestState.SUCCEEDED, RequestState.PARTIAL, RequestState.FAILED, RequestState.UNKNOWN}
+)
+
+ALLOWED_MOVES: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.PENDING: frozenset(
+        {
+            RequestState.PENDING,
+            RequestState.EXECUTING,
+            RequestState.CANCELLED,
+            RequestState.EXPIRED,
+            RequestState.DISALLOWED,
+        }
+    ),
+    RequestState.EXECUTING: _EXECUTED | {RequestState.EXECUTING, RequestState.DISALLOWED},
+}
+
+
+class Phase(enum.StrEnum):
+    """How far an executing request's one batch call got."""
+
+    APPROVED = "approved"  # not sent; safe to send
+    SENDING = "sending"  # recorded just before the call: it may have reached DIS
+    CALLED = "called"  # the call returned or failed; ``Request.call`` says how
+
+
+class Reach(enum.StrEnum):
+    """Whether the batch call reached DIS, as far as the bot can know."""
+
+    SENT = "sent"  # DIS accepted it (2xx)
+    REFUSED = "refused"  # it certainly did not arrive, or DIS refused it without acting
+    UNCERTAIN = "uncertain"  # it may have reached DIS (a timeout, a dropped connection, a 5xx)
+    INTERRUPTED = "interrupted"  # the bot died between recording "sending" and the answer
+
+    @property
+    def may_have_changed(self) -> bool:
+        """Whether DIS may have acted on the call."""
+        return self is not Reach.REFUSED
+
+
+class PolicyBreach(enum.StrEnum):
+    """Why a request no longer passes the policy in force (the operator changed it)."""
+
+    CHANNEL = "channel"  # the channel left DUMPTASK_ALLOWED_CHANNELS
+    STREAM = "stream"  # the stream no longer matches DUMPTASK_ALLOWED_STREAMS
+    REQUESTER = "requester"  # the requester left DUMPTASK_REQUESTERS
+
+
+class IllegalTransitionError(DumptaskError):
+    """A bug: code tried to move a request along an edge the lifecycle does not have."""
+
+
+# -- refusals (typed; the Slack layer words them) ----------------------------------------------
+
+
+class RequestExpired(Refusal):
+    """The request's deadline passed before this click."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"request {request_id} has expired")
+
+
+class RequestDecided(Refusal):
+    """The request is no longer pending, so the click has nothing to do."""
+
+    def __init__(self, request_id: str, state: RequestState) -> None:
+        self.request_id = request_id
+        self.state = state
+        super().__init__(f"request {request_id} is already {state}")
+
+
+class SelfApproval(Refusal):
+    """The requester clicked Approve on their own request."""
+
+    def __init__(self) -> None:
+        super().__init__("requesters may not approve their own request")
+
+
+class NotAnApprover(Refusal):
+    """The clicker is not among the approvers."""
+
+    def __init__(self) -> None:
+        super().__init__("not one of the approvers")
+
+
+class AlreadyApproved(Refusal):
+    """The clicker approved before; the quorum needs someone else."""
+
+    def __init__(self, request_id: str, missing: int) -> None:
+        self.request_id = request_id
+        self.missing = missing
+        super().__init__(f"already approved {request_id}; {missing} more approval(s) needed")
+
+
+class NotAllowedToCancel(Refusal):
+    """Only the requester and the approvers may cancel."""
+
+    def __init__(self) -> None:
+        super().__init__("only the requester or an approver may cancel")
+
+
+# -- values -------------------------------------------------------------------------------------
+
+
+def transition(current: RequestState, wanted: RequestState) -> RequestState:
+    """Return ``wanted`` if the lifecycle allows moving there from ``current``, else raise."""
+    if wanted not in ALLOWED_MOVES.get(current, frozenset()):
+        raise IllegalTransitionError(f"a request cannot go from {current} to {wanted}")
+    return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The operator's policy: where the bot works, who may ask and approve, and how.
+
+    ``requesters`` and ``approvers`` hold user (``U...``) and user-group (``S...``) ids as
+    configured; the service expands the groups when it needs members. Empty means everyone
+    (for approvers: everyone but the requester, unless self-approval is allowed).
+    """
+
+    allowed_channels: tuple[str, ...] = ()
+    requesters: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    allowed_streams: tuple[str, ...] = ()
+    approvals_required: int = 1
+    allow_self_approval: bool = False
+    ttl: timedelta = timedelta(seconds=900)
+
+    def channel_allowed(self, channel: str) -> bool:
+        """Empty means every channel."""
+        return not self.allowed_channels or channel in self.allowed_channels
+
+    def stream_allowed(self, stream: str) -> bool:
+        """Empty means every stream; otherwise the name must match one glob pattern."""
+        return not self.allowed_streams or any(
+            fnmatch.fnmatchcase(stream, pattern) for pattern in self.allowed_streams
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedTask:
+    """A task named in a request, with its state when the request was made (if DIS answered)."""
+
+    task_id: str
+    name: str | None
+    state_at_request: TaskState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approver's click."""
+
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DisCall:
+    """What became of the one batch call: whether it reached DIS, and DIS's answer."""
+
+    reach: Reach
+    dis_request_id: str | None = None
+    status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_advice: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The call did not get a 2xx answer."""
+        return self.reach is not Reach.SENT
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What became of one task after the batch call, read back from DIS."""
+
+    task_id: str
+    name: str | None
+    final_state: TaskState | None
+    reached_target: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of executing a request: each task as read back, and how the call went.
+
+    The per-task result is what DIS's state says, never what an exception suggested: a task
+    RUNNING after a failed start call did start. ``reach`` is ``None`` only in outcomes stored
+    before it existed, which always came with a call that either succeeded or failed.
+    """
+
+    tasks: tuple[TaskOutcome, ...]
+    dis_request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_advice: str | None = None
+    finished_at: datetime | None = None
+    reach: Reach | None = None
+    interrupted: bool = False
+    waited_seconds: float | None = None
+
+    @property
+    def call_failed(self) -> bool:
+        """The batch call did not get a 2xx answer (or the bot never learnt its answer)."""
+        if self.reach is not None:
+            return self.reach is not Reach.SENT
+        return self.error_code is not None or self.error_message is not None
+
+    @property
+    def state(self) -> RequestState:
+        """Every task at its target is success and none is failure, whatever the call said.
+
+        When no task moved and the call may have reached DIS, the bot cannot know what
+        happened: the outcome is unknown, never "failed, nothing was changed".
+        """
+        reached = sum(task.reached_target for task in self.tasks)
+        if self.tasks and reached == len(self.tasks):
+            return RequestState.SUCCEEDED
+        if reached:
+            return RequestState.PARTIAL
+        if self.reach is not None and self.reach.may_have_changed and self.reach is not Reach.SENT:
+            return RequestState.UNKNOWN
+        return RequestState.FAILED
+
+
+def new_request_id() -> str:
+    """A short, unambiguous id people can read out on a call (``dt-`` and 8 characters)."""
+    return "dt-" + "".join(secrets.choice(REQUEST_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One ask to start or stop some tasks of a stream, and everything that happened to it."""
+
+    id: str
+    action: TaskAction
+    stream: str
+    tasks: tuple[RequestedTask, ...]
+    requester: str
+    channel: str
+    created_at: datetime
+    expires_at: datetime
+    approvals_required: int
+    reason: str | None = None
+    state: RequestState = RequestState.PENDING
+    approvals: tuple[Approval, ...] = ()
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    card_ts: str | None = None
+    state_unknown_because: str | None = None
+    outcome: Outcome | None = None
+    phase: Phase | None = None
+    call: DisCall | None = None
+    closed_because: PolicyBreach | None = None
+    version: int = field(default=0, compare=False)
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """The ids sent to DIS in the batch call."""
+        return tuple(task.task_id for task in self.tasks)
+
+    @property
+    def approver_ids(self) -> tuple[str, ...]:
+        """Who has approved so far, in order."""
+        return tuple(approval.user_id for approval in self.approvals)
+
+    @property
+    def may_be_sent(self) -> bool:
+        """Whether the batch call may still go out: executing and never recorded as sending."""
+        return self.state is RequestState.EXECUTING and self.phase in (None, Phase.APPROVED)
+
+    def is_expired(self, now: datetime) -> bool:
+        """A pending request past its deadline can no longer be approved."""
+        return self.state.is_open and now >= self.expires_at
+
+
+def open_request(
+    *,
+    action: TaskAction,
+    stream: str,
+    tasks: tuple[RequestedTask, ...],
+    requester: str,
+    channel: str,
+    reason: str | None,
+    now: datetime,
+    policy: Policy,
+    state_unknown_because: str | None = None,
+) -> Request:
+    """Create a pending request with a fresh id and its deadline."""
+    return Request(
+        id=new_request_id(),
+        action=action,
+        stream=stream,
+        tasks=tasks,
+        requester=requester,
+        channel=channel,
+        created_at=now,
+        expires_at=now + policy.ttl,
+        approvals_required=policy.approvals_required,
+        reason=reason,
+        state_unknown_because=state_unknown_because,
+    )
+
+
+def _refuse_unless_open(request: Request, now: datetime) -> None:
+    if request.state.is_open and not request.is_expired(now):
+        return
+    if request.is_expired(now) or request.state is RequestState.EXPIRED:
+        raise RequestExpired(request.id)
+    raise RequestDecided(request.id, request.state)
+
+
+def approve(
+    request: Request,
+    user_id: str,
+    now: datetime,
+    policy: Policy,
+    approvers: frozenset[str] | None,
+) -> Request:
+    """Record ``user_id``'s approval; the request executes once the quorum is reached.
+
+    ``approvers`` are the policy's approvers with groups expanded (``None``: anyone). The
+    quorum is the one in force now, so raising it holds back requests opened before.
+    """
+    _refuse_unless_open(request, now)
+    if user_id == request.requester and not policy.allow_self_approval:
+        raise SelfApproval
+    if approvers is not None and user_id not in approvers:
+        raise NotAnApprover
+    required = policy.approvals_required
+    if user_id in request.approver_ids:
+        raise AlreadyApproved(request.id, max(required - len(request.approvals), 1))
+    approvals = (*request.approvals, Approval(user_id=user_id, at=now))
+    if len(approvals) < required:
+        return replace(request, approvals=approvals, approvals_required=required)
+    return replace(
+        request,
+        approvals=approvals,
+        approvals_required=required,
+        state=transition(request.state, RequestState.EXECUTING),
+        phase=Phase.APPROVED,
+        decided_by=user_id,
+        decided_at=now,
+    )
+
+
+def cancel(
+    request: Request, user_id: str, now: datetime, approvers: frozenset[str] | None
+) -> Request:
+    """Close an open request on behalf of its requester or an approver."""
+    _refuse_unless_open(request, now)
+    if user_id != request.requester and approvers is not None and user_id not in approvers:
+        raise NotAllowedToCancel
+    return replace(
+        request,
+        state=transition(request.state, RequestState.CANCELLED),
+        decided_by=user_id,
+        decided_at=now,
+    )
+
+
+def expire(request: Request, now: datetime) -> Request:
+    """Close a pending request whose deadline has passed."""
+    if not request.is_expired(now):
+        raise IllegalTransitionError(f"request {request.id} has not expired yet")
+    return replace(request, state=transition(request.state, RequestState.EXPIRED), decided_at=now)
+
+
+def disallow(request: Request, breach: PolicyBreach, now: datetime) -> Request:
+    """Close a request the policy in force no longer allows, if its call was never sent."""
+    if request.state is RequestState.EXECUTING and not request.may_be_sent:
+        raise IllegalTransitionError(f"request {request.id} may already have been sent")
+    return replace(
+        request,
+        state=transition(request.state, RequestState.DISALLOWED),
+        closed_because=breach,
+        decided_at=now,
+    )
+
+
+def mark_sending(request: Request) -> Request:
+    """Record that the batch call is about to go out; from here it is never sent again."""
+    if not request.may_be_sent:
+        raise IllegalTransitionError(f"request {request.id} was already sent or is not executing")
+    return replace(request, phase=Phase.SENDING)
+
+
+def record_call(request: Request, call: DisCall) -> Request:
+    """Record how the batch call went, before the read-back starts."""
+    if request.state is not RequestState.EXECUTING or request.phase is not Phase.SENDING:
+        raise IllegalTransitionError(f"request {request.id} is not sending")
+    return replace(request, phase=Phase.CALLED, call=call)
+
+
+def finish(request: Request, outcome: Outcome) -> Request:
+    """Record the outcome of the batch call and the read-back."""
+    return replace(request, state=transition(request.state, outcome.state), outcome=outcome)

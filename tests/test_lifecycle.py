@@ -1,0 +1,277 @@
+"""The pure request lifecycle: who may approve or cancel, quorum, expiry, phases, illegal moves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.lifecycle import (
+    AlreadyApproved,
+    DisCall,
+    IllegalTransitionError,
+    NotAllowedToCancel,
+    NotAnApprover,
+    Outcome,
+    Phase,
+    Policy,
+    PolicyBreach,
+    Reach,
+    RequestDecided,
+    RequestedTask,
+    RequestExpired,
+    RequestState,
+    SelfApproval,
+    TaskOutcome,
+    approve,
+    cancel,
+    disallow,
+    expire,
+    finish,
+    mark_sending,
+    open_request,
+    record_call,
+    transition,
+)
+from bot.vocabulary import TaskAction, TaskState
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ONE = Policy()
+TWO = Policy(approvals_required=2)
+
+
+def new_request(policy: Policy = ONE):
+    return open_request(
+        action=TaskAction.START,
+        stream="orders-stream",
+        tasks=(RequestedTask("id1", "one", TaskState.PAUSED),),
+        requester="UREQ",
+        channel="C1",
+        reason=None,
+        now=NOW,
+        policy=replace(policy, ttl=timedelta(minutes=15)),
+    )
+
+
+def executing():
+    return approve(new_request(), "UBOB", NOW, ONE, None)
+
+
+def test_new_request_takes_deadline_and_quorum_from_the_policy():
+    """A new request is pending, expires after the policy's TTL and needs its quorum."""
+    request = new_request(TWO)
+    assert request.state is RequestState.PENDING
+    assert request.expires_at == NOW + timedelta(minutes=15)
+    assert request.approvals_required == 2
+    assert request.id.startswith("dt-")
+
+
+def test_approval_by_someone_else_executes():
+    """One approval from another user moves a one-approval request to executing, unsent."""
+    approved = executing()
+    assert approved.state is RequestState.EXECUTING
+    assert approved.decided_by == "UBOB"
+    assert approved.phase is Phase.APPROVED
+    assert approved.may_be_sent
+
+
+def test_requester_cannot_self_approve():
+    """The requester's own approval is refused by default."""
+    with pytest.raises(SelfApproval):
+        approve(new_request(), "UREQ", NOW, ONE, None)
+
+
+def test_self_approval_allowed_by_policy():
+    """With self-approval allowed, the requester's approval counts."""
+    policy = Policy(allow_self_approval=True)
+    assert approve(new_request(), "UREQ", NOW, policy, None).state is RequestState.EXECUTING
+
+
+def test_non_approver_refused():
+    """A user outside the (expanded) approver set is refused."""
+    with pytest.raises(NotAnApprover):
+        approve(new_request(), "UMAL", NOW, ONE, frozenset({"UBOB"}))
+
+
+def test_approver_in_the_set_is_accepted():
+    """A user inside the approver set may approve."""
+    approved = approve(new_request(), "UBOB", NOW, ONE, frozenset({"UBOB"}))
+    assert approved.state is RequestState.EXECUTING
+
+
+def test_quorum_needs_distinct_approvers():
+    """Two approvals are needed from two different people; the same person twice is refused."""
+    first = approve(new_request(TWO), "UBOB", NOW, TWO, None)
+    assert first.state is RequestState.PENDING
+    with pytest.raises(AlreadyApproved) as refused:
+        approve(first, "UBOB", NOW, TWO, None)
+    assert refused.value.missing == 1
+    assert approve(first, "UCAROL", NOW, TWO, None).state is RequestState.EXECUTING
+
+
+def test_quorum_in_force_at_approval_time_counts():
+    """A request opened under a quorum of 1 needs 2 once the operator raised it to 2."""
+    first = approve(new_request(ONE), "UBOB", NOW, TWO, None)
+    assert first.state is RequestState.PENDING
+    assert first.approvals_required == 2
+
+
+def test_expired_request_cannot_be_approved():
+    """After its deadline a request is refused as expired."""
+    with pytest.raises(RequestExpired):
+        approve(new_request(), "UBOB", NOW + timedelta(minutes=15), ONE, None)
+
+
+def test_decided_request_cannot_be_approved_again():
+    """An executing request refuses further approvals, saying what state it is in."""
+    with pytest.raises(RequestDecided) as refused:
+        approve(executing(), "UCAROL", NOW, ONE, None)
+    assert refused.value.state is RequestState.EXECUTING
+
+
+@pytest.mark.parametrize(
+    ("user", "approvers", "allowed"),
+    [
+        ("UREQ", frozenset({"UBOB"}), True),
+        ("UBOB", frozenset({"UBOB"}), True),
+        ("UMAL", frozenset({"UBOB"}), False),
+        ("UMAL", None, True),
+    ],
+)
+def test_cancel_by_requester_or_approver_only(user, approvers, allowed):
+    """The requester and approvers may cancel; others may not (anyone is an approver if none)."""
+    if allowed:
+        cancelled = cancel(new_request(), user, NOW, approvers)
+        assert (cancelled.state, cancelled.decided_by) == (RequestState.CANCELLED, user)
+    else:
+        with pytest.raises(NotAllowedToCancel):
+            cancel(new_request(), user, NOW, approvers)
+
+
+def test_expire_only_after_deadline():
+    """Expiring before the deadline is a bug; after it the request is expired."""
+    with pytest.raises(IllegalTransitionError):
+        expire(new_request(), NOW)
+    assert expire(new_request(), NOW + timedelta(hours=1)).state is RequestState.EXPIRED
+
+
+def test_disallow_closes_pending_and_unsent_requests_with_the_reason():
+    """A request the policy no longer allows is closed, saying why, if it was never sent."""
+    closed = disallow(new_request(), PolicyBreach.STREAM, NOW)
+    assert (closed.state, closed.closed_because) == (RequestState.DISALLOWED, PolicyBreach.STREAM)
+    assert disallow(executing(), PolicyBreach.REQUESTER, NOW).state is RequestState.DISALLOWED
+
+
+def test_disallow_never_closes_a_request_that_may_have_been_sent():
+    """Once "sending" is recorded the outcome must come from DIS, never from a policy change."""
+    with pytest.raises(IllegalTransitionError):
+        disallow(mark_sending(executing()), PolicyBreach.STREAM, NOW)
+
+
+def test_sending_is_recorded_once():
+    """The batch call may be marked as sending once; a second attempt is refused."""
+    sending = mark_sending(executing())
+    assert (sending.phase, sending.may_be_sent) == (Phase.SENDING, False)
+    with pytest.raises(IllegalTransitionError):
+        mark_sending(sending)
+    with pytest.raises(IllegalTransitionError):
+        mark_sending(new_request())
+
+
+def test_call_is_recorded_only_while_sending():
+    """The call's result follows "sending"; without it recording is a bug."""
+    call = DisCall(reach=Reach.SENT, dis_request_id="r1")
+    called = record_call(mark_sending(executing()), call)
+    assert (called.phase, called.call) == (Phase.CALLED, call)
+    with pytest.raises(IllegalTransitionError):
+        record_call(executing(), call)
+
+
+def _outcome(reached: tuple[bool, ...], reach: Reach | None, error: str | None = None):
+    return Outcome(
+        tasks=tuple(
+            TaskOutcome(f"id{i}", None, TaskState.RUNNING if r else TaskState.PAUSED, r)
+            for i, r in enumerate(reached)
+        ),
+        error_code=error,
+        reach=reach,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reached", "reach", "error", "state"),
+    [
+        ((True, True), Reach.SENT, None, RequestState.SUCCEEDED),
+        ((True, False), Reach.SENT, None, RequestState.PARTIAL),
+        ((False, False), Reach.SENT, None, RequestState.FAILED),
+        ((False, False), Reach.REFUSED, "DIS.4116", RequestState.FAILED),
+        ((True, True), Reach.UNCERTAIN, "transient", RequestState.SUCCEEDED),
+        ((True, False), Reach.UNCERTAIN, "transient", RequestState.PARTIAL),
+        ((False, False), Reach.UNCERTAIN, "transient", RequestState.UNKNOWN),
+        ((False,), Reach.INTERRUPTED, None, RequestState.UNKNOWN),
+        ((True,), Reach.INTERRUPTED, None, RequestState.SUCCEEDED),
+        ((True, True), None, None, RequestState.SUCCEEDED),
+        ((False, False), None, "DIS.4116", RequestState.FAILED),
+    ],
+)
+def test_outcome_state_comes_from_the_tasks_then_the_call(reached, reach, error, state):
+    """Tasks at their goal decide success; with none there, a call that may have landed is unknown."""
+    finished = finish(mark_sending(executing()), _outcome(reached, reach, error))
+    assert finished.state is state
+
+
+@pytest.mark.parametrize(
+    ("reach", "error", "failed"),
+    [
+        (Reach.SENT, None, False),
+        (Reach.REFUSED, "DIS.4301", True),
+        (Reach.UNCERTAIN, None, True),
+        (Reach.INTERRUPTED, None, True),
+        (None, None, False),
+        (None, "DIS.4301", True),
+    ],
+)
+def test_outcome_knows_whether_the_call_failed(reach, error, failed):
+    """Only a 2xx counts as a successful call; old outcomes say so by their error fields."""
+    assert _outcome((True,), reach, error).call_failed is failed
+
+
+def test_illegal_transitions_raise():
+    """A final request cannot move again, and pending cannot jump to succeeded."""
+    with pytest.raises(IllegalTransitionError):
+        transition(RequestState.CANCELLED, RequestState.EXECUTING)
+    with pytest.raises(IllegalTransitionError):
+        transition(RequestState.PENDING, RequestState.SUCCEEDED)
+    with pytest.raises(IllegalTransitionError):
+        finish(replace(new_request(), state=RequestState.CANCELLED), Outcome(tasks=()))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "stream", "allowed"),
+    [
+        ("orders-*", "orders-stream", True),
+        ("orders-*", "my-orders-stream", False),
+        ("orders-?", "orders-1", True),
+        ("orders-[ab]", "orders-c", False),
+        ("Orders-*", "orders-x", False),
+    ],
+)
+def test_stream_globs_match_whole_names_case_sensitively(pattern, stream, allowed):
+    """A stream pattern is a glob over the whole name; DIS names are case-sensitive."""
+    assert Policy(allowed_streams=(pattern,)).stream_allowed(stream) is allowed
+
+
+def test_any_of_several_stream_patterns_allows_a_stream():
+    """Several patterns allow a stream that matches one of them."""
+    policy = Policy(allowed_streams=("orders-*", "clicks-*"))
+    assert policy.stream_allowed("clicks-stream")
+    assert not policy.stream_allowed("audit-stream")
+    assert Policy().stream_allowed("anything")
+
+
+def test_channels_are_allowed_by_exact_id():
+    """Empty means every channel; otherwise the id must be listed."""
+    assert Policy().channel_allowed("C1")
+    assert Policy(allowed_channels=("C1", "C2")).channel_allowed("C2")
+    assert not Policy(allowed_channels=("C1",)).channel_allowed("C10")
