@@ -18,7 +18,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.clock import utc_now
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
+from bot.errors import StoreError
 from bot.lifecycle import Policy
+from bot.runner import JobRunner
 from bot.service import DumptaskService, Timing
 from bot.settings import Settings
 from bot.slack.bolt import build_bolt_app
@@ -61,12 +63,16 @@ class Bot:
     app: AsyncApp
     service: DumptaskService
     store: Store
+    runner: JobRunner
     dis_http: httpx.AsyncClient
     sweep_interval: float
+    shutdown_grace: float
+    draining: bool = False
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start_background(self) -> None:
-        """Expire overdue requests and finish abandoned executions, without waiting for clicks."""
+        """Run due jobs and expire overdue requests, without waiting for clicks."""
+        self.runner.start()
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="expiry-sweeper")
 
@@ -74,18 +80,31 @@ class Bot:
         while True:
             try:
                 await self.service.expire_due()
-                await self.service.resume_abandoned()
+            except StoreError as error:
+                logger.warning("could not expire overdue requests: %s", error)
             except Exception:
                 logger.exception("background sweep failed; will try again")
             await asyncio.sleep(self.sweep_interval)
 
-    async def aclose(self) -> None:
-        """Stop background work and release connections."""
+    def begin_draining(self) -> None:
+        """Stop taking new work (HTTP answers 503) while in-flight executions finish."""
+        if not self.draining:
+            logger.info("shutting down: taking no new work, finishing what is in flight")
+        self.draining = True
+
+    async def drain(self) -> None:
+        """Stop taking work; finish in-flight jobs within the grace period, release the rest."""
+        self.begin_draining()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self.runner.drain(self.shutdown_grace)
+
+    async def aclose(self) -> None:
+        """Drain (if not done yet), then close the DIS client and the store."""
+        await self.drain()
         await self.dis_http.aclose()
         await self.store.close()
 
@@ -95,15 +114,32 @@ async def create_bot(
     *,
     clock: Callable[[], datetime] = utc_now,
     sweep_interval: float | None = None,
+    poll_seconds: float | None = None,
 ) -> Bot:
     """Build the whole bot from ``settings``; nothing is read from the environment here."""
     store = await open_store(settings.database_url)
     dis_http = build_http_client(settings)
-    dis = DisClient(dis_http, settings.dis_project_id, retry_policy_from(settings))
+    dis = DisClient(
+        dis_http,
+        settings.dis_project_id,
+        retry_policy_from(settings),
+        auth_cooldown_seconds=settings.dis_auth_cooldown_seconds,
+    )
     client = slack_client(settings)
     app = build_bolt_app(settings, client)
     policy = policy_from(settings)
     notifier = SlackNotifier(client, policy, store.get)
+    lease = settings.dumptask_lease_seconds
+    # The runner runs the service's jobs and the service wakes the runner: the closure reads
+    # ``service`` when a job runs, after both exist.
+    runner = JobRunner(
+        store,
+        lambda held: service.run_job(held),  # noqa: PLW0108 - ``service`` is bound below
+        clock=clock,
+        lease_seconds=lease,
+        renew_seconds=lease / 3,
+        poll_seconds=poll_seconds or min(1.0, lease / 5),
+    )
     service = DumptaskService(
         store=store,
         dis=dis,
@@ -112,7 +148,16 @@ async def create_bot(
         policy=policy,
         timing=timing_from(settings),
         clock=clock,
+        wake=runner.wake,
     )
     Listeners(service, notifier).register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
-    return Bot(app=app, service=service, store=store, dis_http=dis_http, sweep_interval=interval)
+    return Bot(
+        app=app,
+        service=service,
+        store=store,
+        runner=runner,
+        dis_http=dis_http,
+        sweep_interval=interval,
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )

@@ -24,6 +24,7 @@ class AuditKind(enum.StrEnum):
     DIS_CALL = "dis_call"
     VERIFICATION = "verification"
     CARD_POSTED = "card_posted"
+    DELIVERED = "delivered"
 
 
 @dataclass(frozen=True, slots=True)

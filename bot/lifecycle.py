@@ -331,8 +331,12 @@ class Request:
 
     @property
     def may_be_sent(self) -> bool:
-        """Whether the batch call may still go out: executing and never recorded as sending."""
-        return self.state is RequestState.EXECUTING and self.phase in (None, Phase.APPROVED)
+        """Whether the batch call may still go out: executing and never recorded as sending.
+
+        An executing request without a phase was stored by a bot that recorded nothing before
+        its call; it may have been sent, so it is never sent again.
+        """
+        return self.state is RequestState.EXECUTING and self.phase is Phase.APPROVED
 
     def is_expired(self, now: datetime) -> bool:
         """A pending request past its deadline can no longer be approved."""

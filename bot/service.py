@@ -15,8 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import datetime
 from typing import Protocol
 
 from bot import lifecycle
@@ -25,9 +24,11 @@ from bot.clock import utc_now
 from bot.commands import TaskCommand
 from bot.dis.client import DisClient
 from bot.errors import DisError, DisErrorKind, Refusal, StoreError
+from bot.jobs import HeldJob, Job, JobKind, LeaseTerms, deliver_job, execute_job
 from bot.lifecycle import (
     DisCall,
     Outcome,
+    Phase,
     Policy,
     PolicyBreach,
     Reach,
@@ -132,26 +133,31 @@ class Notifier(Protocol):
     """Shows a request's changes to people (the Slack layer updates the card and its thread)."""
 
     async def request_changed(self, request: Request) -> None:
-        """Re-render the request's card after a change."""
+        """Re-render the request's card after a change; best effort, never raises."""
         ...
 
-    async def outcome_ready(self, request: Request) -> None:
-        """Report the per-task outcome of an executed request."""
+    async def reading_back(self, request: Request) -> None:
+        """Say in the card's thread that the bot was interrupted and is reading the tasks back."""
+        ...
+
+    async def deliver(self, request: Request) -> str:
+        """Show a decided request: the final card and, once executed, the outcome.
+
+        Falls back to a new message in the channel, then to a direct message to the requester;
+        returns the way it got through, and raises only when nobody could be told (the job
+        delivering it then tries again later).
+        """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """How long execution may take: the DIS call's retry budget and the read-back."""
+    """How long execution may take: the DIS call's retry budget, the read-back, card updates."""
 
     verify_timeout: float = 120.0
     verify_interval: float = 2.0
     dis_retry_total_seconds: float = 30.0
-
-    @property
-    def abandoned_after(self) -> timedelta:
-        """How long an execution may take before another replica assumes its owner died."""
-        return timedelta(seconds=self.dis_retry_total_seconds * 2 + self.verify_timeout + 60)
+    card_update_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +205,7 @@ class DumptaskService:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._dis = dis
@@ -209,6 +216,7 @@ class DumptaskService:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
+        self._wake = wake
 
     @property
     def policy(self) -> Policy:
@@ -424,7 +432,6 @@ class DumptaskService:
         except lifecycle.IllegalTransitionError:
             return None
         await self.audit(AuditKind.EXPIRED, request.id, "bot")
-        await self._notifier.request_changed(expired)
         return expired
 
     async def expire_due(self) -> list[Request]:
@@ -436,42 +443,68 @@ class DumptaskService:
                 expired.append(result)
         return expired
 
-    async def resume_abandoned(self) -> list[Request]:
-        """Finish executions whose process died (a restart, a lost replica), by reading back.
+    # -- executing: jobs run by bot.runner under a lease ------------------------------------
 
-        The batch call is never repeated: whether or not it reached DIS, the tasks' states now
-        say what happened, and the outcome notes that the bot was interrupted.
+    async def run_job(self, held: HeldJob) -> None:
+        """Do one job: execute an approved request, or deliver a decided one to Slack."""
+        match held.job.kind:
+            case JobKind.EXECUTE:
+                await self._execute(held)
+            case JobKind.DELIVER:
+                await self._deliver(held)
+
+    async def _execute(self, held: HeldJob) -> None:
+        """Make the one batch call (unless it may already have gone out), read back, record.
+
+        The phase stored in the request decides what a (re)run does: ``approved`` sends the
+        call; ``sending`` means an earlier owner died with the call possibly sent, so the tasks
+        are only read back; ``called`` means the answer is known and only the read-back is left.
+        Every change is made under the job's lease, so an owner that lost it stops at once.
         """
-        resumed = []
-        cutoff = self._clock() - self._timing.abandoned_after
-        for request in await self._store.executing():
-            if request.decided_at is None or request.decided_at > cutoff:
-                continue
-            call = request.call or DisCall(reach=Reach.INTERRUPTED)
-            outcome = replace(await self._verify(request, call), interrupted=True)
-            try:
-                finished = await self._change(
-                    request.id, partial(lifecycle.finish, outcome=outcome)
-                )
-            except lifecycle.IllegalTransitionError:
-                continue  # another replica finished it first
-            await self.audit(AuditKind.VERIFICATION, request.id, "bot", resumed=True)
-            await self._notifier.request_changed(finished)
-            await self._notifier.outcome_ready(finished)
-            resumed.append(finished)
-        return resumed
+        request_id = held.job.request_id
+        assert request_id is not None
+        request = await self._must_get(request_id)
+        if request.state is not RequestState.EXECUTING:
+            return  # finished before; a rerun has nothing to do
+        resumed = not request.may_be_sent
+        card_update: asyncio.Task[None] | None = None
+        try:
+            if request.may_be_sent:
+                breach = await self.policy_breach(request)
+                if breach is not None:
+                    await self._change(
+                        request_id,
+                        lambda current: lifecycle.disallow(current, breach, self._clock()),
+                        held=held,
+                    )
+                    await self.audit(AuditKind.DISALLOWED, request_id, "bot", because=breach.value)
+                    return
+                # Best effort and never waited for: a slow or failing Slack must not hold back
+                # the approved action. Its result is overwritten by the delivered outcome.
+                card_update = asyncio.create_task(self._show_quickly(request))
+                request, call = await self._send(request, held)
+            else:
+                await self._best_effort(self._notifier.reading_back(request))
+                if request.phase is Phase.SENDING:
+                    call = DisCall(reach=Reach.INTERRUPTED)
+                    request = await self._change(
+                        request_id, lambda current: lifecycle.record_call(current, call), held=held
+                    )
+                else:
+                    call = request.call or DisCall(reach=Reach.INTERRUPTED)
+            outcome = replace(await self._verify(request, call), interrupted=resumed)
+        finally:
+            if card_update is not None:
+                card_update.cancel()
+        await self._change(
+            request_id, lambda current: lifecycle.finish(current, outcome), held=held
+        )
 
-    # -- executing ------------------------------------------------------------------------
-
-    async def execute(self, request: Request) -> Request:
-        """Make the one batch call, read the tasks back, and record and show the outcome."""
-        breach = await self.policy_breach(request)
-        if breach is not None:
-            return await self._disallow(request, breach)
-        await self._notifier.request_changed(request)
+    async def _send(self, request: Request, held: HeldJob) -> tuple[Request, DisCall]:
+        """Record "sending", make the batch call once, record how it went."""
         if request.state_unknown_because is not None:
-            request = await self._resolve_late(request)
-        request = await self._change(request.id, lifecycle.mark_sending)
+            request = await self._resolve_late(request, held)
+        request = await self._change(request.id, lifecycle.mark_sending, held=held)
         task_ids = list(request.task_ids)
         try:
             result = await self._dis.act(request.stream, request.action, task_ids)
@@ -500,25 +533,31 @@ class DumptaskService:
             dis_request_id=call.dis_request_id,
         )
         request = await self._change(
-            request.id, lambda current: lifecycle.record_call(current, call)
+            request.id, lambda current: lifecycle.record_call(current, call), held=held
         )
-        outcome = await self._verify(request, call)
-        finished = await self._change(
-            request.id, lambda current: lifecycle.finish(current, outcome)
-        )
-        await self._notifier.request_changed(finished)
-        await self._notifier.outcome_ready(finished)
-        return finished
+        return request, call
 
-    async def _disallow(self, request: Request, breach: PolicyBreach) -> Request:
-        closed = await self._change(
-            request.id, lambda current: lifecycle.disallow(current, breach, self._clock())
-        )
-        await self.audit(AuditKind.DISALLOWED, request.id, "bot", because=breach.value)
-        await self._notifier.request_changed(closed)
-        return closed
+    async def _show_quickly(self, request: Request) -> None:
+        await self._best_effort(self._notifier.request_changed(request))
 
-    async def _resolve_late(self, request: Request) -> Request:
+    async def _best_effort(self, showing: Awaitable[None]) -> None:
+        """Show something in Slack within the card-update bound, or give up quietly."""
+        try:
+            await asyncio.wait_for(showing, self._timing.card_update_seconds)
+        except Exception as error:
+            logger.warning("could not update Slack right away (%s); the outcome follows", error)
+
+    async def _deliver(self, held: HeldJob) -> None:
+        """Show a decided request in Slack; raising makes the runner try again later."""
+        request_id = held.job.request_id
+        assert request_id is not None
+        request = await self._must_get(request_id)
+        route = await self._notifier.deliver(request)
+        await self.audit(
+            AuditKind.DELIVERED, request_id, "bot", state=request.state.value, route=route
+        )
+
+    async def _resolve_late(self, request: Request, held: HeldJob) -> Request:
         """Turn names typed while DIS was unreachable into ids, now that it may answer.
 
         Tokens DIS still does not know are sent as typed; DIS then answers DIS.4354 and the
@@ -535,7 +574,9 @@ class DumptaskService:
             else t
             for t in request.tasks
         )
-        return await self._change(request.id, lambda current: replace(current, tasks=tasks))
+        return await self._change(
+            request.id, lambda current: replace(current, tasks=tasks), held=held
+        )
 
     async def _read_states(self, request: Request) -> dict[str, TaskState]:
         """The tasks' states now, or nothing when DIS cannot be read."""
@@ -595,11 +636,33 @@ class DumptaskService:
 
     # -- the shared mechanism ---------------------------------------------------------------
 
-    async def _change(self, request_id: str, rule: Callable[[Request], Request]) -> Request:
-        """Apply ``rule`` to the stored request with one conditional update, retrying races."""
+    async def _change(
+        self, request_id: str, rule: Callable[[Request], Request], *, held: HeldJob | None = None
+    ) -> Request:
+        """Apply ``rule`` to the stored request with one conditional update, retrying races.
+
+        The work a change implies is stored in the same transaction: an approval reaching the
+        quorum creates the job that executes it, and reaching a final state creates the job that
+        shows it in Slack. With ``held``, the change is made only under that live lease.
+        """
+        terms = held.terms if held is not None else LeaseTerms
         for _ in range(MAX_RACE_RETRIES):
             current = await self._must_get(request_id)
-            stored = await self._store.update(rule(current), current.version)
+            changed = rule(current)
+            jobs = self._implied_jobs(current, changed)
+            stored = await self._store.update(
+                changed, current.version, enqueue=jobs, now=self._clock(), **terms()
+            )
             if stored is not None:
+                if jobs:
+                    self._wake()
                 return stored
         raise StoreError(f"request {request_id} kept changing under us; giving up")
+
+    def _implied_jobs(self, before: Request, after: Request) -> list[Job]:
+        now = self._clock()
+        if before.state is RequestState.PENDING and after.state is RequestState.EXECUTING:
+            return [execute_job(after.id, now)]
+        if after.state.is_final and not before.state.is_final:
+            return [deliver_job(after.id, now)]
+        return []

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     dis_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     dis_retry_attempts: int = Field(default=4, ge=1, le=20)
     dis_retry_total_seconds: float = Field(default=30.0, gt=0, le=600)
+    dis_auth_cooldown_seconds: float = Field(default=300.0, ge=0, le=3600)
 
     dumptask_allowed_channels: CommaList = []
     dumptask_requesters: CommaList = []
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     dumptask_allowed_streams: CommaList = []
     dumptask_verify_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     dumptask_verify_interval_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    dumptask_lease_seconds: float = Field(default=15.0, ge=1, le=600)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
 
     database_url: str = "sqlite:///dumptask.db"
     host: str = "0.0.0.0"  # noqa: S104 - the bot listens on all interfaces behind a load balancer

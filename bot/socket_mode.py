@@ -3,15 +3,26 @@
 No public URL and no request signature; the app-level token (``xapp-...``) authenticates the
 connection. Several replicas may connect: Slack gives each payload to one of them, and the store
 settles every race, so running two is as safe as running one.
+
+On SIGTERM (or SIGINT) the bot disconnects first, so Slack sends new payloads to the other
+connections, then finishes in-flight executions within ``SHUTDOWN_GRACE_SECONDS`` and releases
+what could not finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Bot
+
+logger = logging.getLogger(__name__)
 
 
 def socket_mode_handler(bot: Bot, app_token: str) -> AsyncSocketModeHandler:
@@ -19,13 +30,33 @@ def socket_mode_handler(bot: Bot, app_token: str) -> AsyncSocketModeHandler:
     return AsyncSocketModeHandler(bot.app, app_token)
 
 
-async def run_socket_mode(bot: Bot, app_token: str) -> None:
-    """Connect and serve until cancelled, then close the connection and the bot."""
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM or SIGINT (only the main thread receives signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def run_socket_mode(bot: Bot, app_token: str, stop: asyncio.Event | None = None) -> None:
+    """Connect and serve until ``stop`` is set (or a signal arrives, or cancelled), then close."""
+    stop = stop or asyncio.Event()
     handler = socket_mode_handler(bot, app_token)
     bot.start_background()
     try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        await asyncio.Event().wait()
+        with stop_on_signals(stop):
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            await stop.wait()
+            logger.info("disconnecting from Slack; finishing what is in flight")
     finally:
+        bot.begin_draining()
         await handler.close_async()  # type: ignore[no-untyped-call]
         await bot.aclose()

@@ -6,12 +6,15 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from bot.lifecycle import Request
+from bot.sim.bot_thread import BotThread
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_api import Message
 
 T = TypeVar("T")
 
 APPROVE, CANCEL = "dumptask.approve", "dumptask.cancel"
+REQUESTER_ID = "U0REQUESTER"
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
@@ -72,3 +75,19 @@ def wait_for_thread_reply(slack: SlackStandIn, channel: str, ts: str) -> Message
     return eventually(
         lambda: slack.thread(channel, ts) and slack.thread(channel, ts)[-1], what="a thread reply"
     )
+
+
+def wait_for_stored_card(bot: BotThread, requester: str | None = None) -> Request:
+    """The newest request of ``requester`` once its card's ``ts`` is stored (the card's last write).
+
+    A test that changes the stored request must wait for this, not for the card to appear in
+    Slack: the bot records the card's ``ts`` right after posting it, which bumps the version.
+    """
+    assert bot.bot is not None
+    store = bot.bot.store
+
+    def stored() -> Request | None:
+        found = bot.run(store.recent_for(requester or REQUESTER_ID, limit=1))
+        return found[0] if found and found[0].card_ts else None
+
+    return eventually(stored, what="the card's ts in the store")

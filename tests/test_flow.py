@@ -9,11 +9,13 @@ import logging
 import threading
 import time
 from dataclasses import replace as dataclass_replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from bot.lifecycle import Approval, RequestState
+from bot.jobs import Job, JobKind
+from bot.lifecycle import Approval, Phase, RequestState
 from bot.sim.dis import Fault
 from bot.vocabulary import TaskState
 from tests.conftest import (
@@ -39,6 +41,7 @@ from tests.flow_helpers import (
     has_buttons,
     wait_for_card,
     wait_for_ephemeral,
+    wait_for_stored_card,
     wait_for_thread_reply,
 )
 
@@ -401,19 +404,16 @@ def test_slack_rate_limit_on_card_update_is_retried(start_bot, slack, dis):
 
 
 def test_card_update_failure_posts_outcome_as_new_message(start_bot, slack, dis):
-    """If the card cannot be updated, the outcome is posted as a new message instead."""
+    """If the card cannot be updated, the card and the outcome are posted as one new message."""
     start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     card = wait_for_card(slack, INCIDENT)
     slack.fail_next("chat.update", "message_not_found", count=10)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
-    wait_for_thread_reply(slack, INCIDENT, card.ts)
-    eventually(
-        lambda: any(
-            "succeeded" in (m.text.lower()) for m in slack.messages(INCIDENT) if m.ts != card.ts
-        ),
-        what="outcome as a new message",
-    )
+    posted = wait_for_card(slack, INCIDENT, count=2)
+    assert "succeeded" in posted.text.lower()
+    assert "RUNNING" in posted.text and ARCHIVE_ID in posted.text
+    assert not slack.thread(INCIDENT, card.ts)
 
 
 def test_healthz(start_bot):
@@ -455,30 +455,41 @@ def test_audit_trail_records_every_step(start_bot, slack, dis):
 
 
 def test_execution_abandoned_by_a_crash_is_finished_by_reading_back(start_bot, slack, dis, clock):
-    """A request left executing by a dead process is finished later without a second DIS call."""
+    """A request a dead process left "sending" is read back by a live one, never sent again."""
     bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     card = wait_for_card(slack, INCIDENT)
     assert bot.bot is not None
     store = bot.bot.store
-    [request] = bot.run(store.recent_for(REQUESTER))
+    request = wait_for_stored_card(bot)
     crashed = dataclass_replace(
         request,
         state=RequestState.EXECUTING,
+        phase=Phase.SENDING,
         approvals=(Approval(APPROVER1, clock.now),),
         decided_by=APPROVER1,
         decided_at=clock.now,
     )
-    assert bot.run(store.update(crashed, request.version)) is not None
+    dead_owner = Job(
+        f"execute:{request.id}",
+        JobKind.EXECUTE,
+        clock.now,
+        request_id=request.id,
+        attempts=1,
+        owner="crashed-replica",
+        lease_expires_at=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    assert bot.run(store.update(crashed, request.version, enqueue=[dead_owner])) is not None
     dis.set_state(STREAM, ARCHIVE_ID, TaskState.RUNNING)
-    clock.advance(3600)
-    reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
-    assert "interrupted" in reply.text
-    assert "RUNNING" in reply.text
-    assert not dis.action_calls()
+    notice = wait_for_thread_reply(slack, INCIDENT, card.ts)
+    assert "interrupted" in notice.text and "reading the tasks back" in notice.text
     eventually(
         lambda: "succeeded" in card_text(slack, INCIDENT, card.ts).lower(), what="final card"
     )
+    reply = slack.thread(INCIDENT, card.ts)[-1]
+    assert "interrupted" in reply.text
+    assert "RUNNING" in reply.text
+    assert not dis.action_calls()
 
 
 def test_ack_is_immediate_even_when_dis_is_slow(start_bot, slack, dis):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Payload = TypeVar("Payload", TaskListPayload, TaskPayload)
+
+DEFAULT_AUTH_COOLDOWN_SECONDS = 300.0
 
 
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -63,11 +67,20 @@ class DisClient:
     """List, describe, start and stop the dump tasks of a stream."""
 
     def __init__(
-        self, http: httpx.AsyncClient, project_id: str, retry: RetryPolicy | None = None
+        self,
+        http: httpx.AsyncClient,
+        project_id: str,
+        retry: RetryPolicy | None = None,
+        *,
+        auth_cooldown_seconds: float = DEFAULT_AUTH_COOLDOWN_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._project_id = project_id
         self._retry = retry or RetryPolicy()
+        self._auth_cooldown = auth_cooldown_seconds
+        self._monotonic = monotonic
+        self._auth_refused: tuple[float, DisError] | None = None
 
     def _tasks_path(self, stream: str) -> str:
         project, stream = quote(self._project_id, safe=""), quote(stream, safe="")
@@ -127,9 +140,33 @@ class DisClient:
 
         return await call_with_retries(self._retry, operation, attempt)
 
+    def _refuse_while_cooling_down(self) -> None:
+        """After the gateway refused our credentials, call nothing until the cooldown is over.
+
+        More than five failed AK/SK logins in a row lock the key for five minutes, and repeated
+        failures get the caller's IP blacklisted: one refusal is enough to know the key is wrong.
+        """
+        if self._auth_refused is None:
+            return
+        refused_at, cause = self._auth_refused
+        remaining = self._auth_cooldown - (self._monotonic() - refused_at)
+        if remaining <= 0:
+            self._auth_refused = None
+            return
+        raise DisError(
+            DisErrorKind.AUTH,
+            f"DIS calls are paused for another {math.ceil(remaining)}s (of "
+            f"{self._auth_cooldown:g}s) because the gateway refused the bot's credentials: "
+            f"{cause.summary}",
+            code=cause.code,
+            status=cause.status,
+            certainly_not_received=True,
+        )
+
     async def _attempt(
         self, operation: str, method: str, path: str, body: bytes | None
     ) -> httpx.Response:
+        self._refuse_while_cooling_down()
         try:
             response = await self._http.request(method, path, content=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -158,6 +195,8 @@ class DisClient:
         if response.is_success:
             return response
         error = error_from_response(response)
+        if error.kind is DisErrorKind.AUTH:
+            self._auth_refused = (self._monotonic(), error)
         if error.code in ("APIGW.0301", "APIG.0301"):
             # The gateway's message holds the canonical request it computed and no secret:
             # logging it lets an operator diff it against what the bot signed.

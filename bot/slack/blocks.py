@@ -387,6 +387,16 @@ def _task_detail(outcome: Outcome, task: TaskOutcome, target: TaskState) -> str 
     return "the DIS call may or may not have reached DIS"
 
 
+def render_reading_back(request: Request) -> Message:
+    """The thread note when a replica takes over an execution another one left unfinished."""
+    text = (
+        f"The bot was interrupted while executing request `{request.id}`. It is reading the "
+        "tasks back from DIS and will post the outcome here; the batch call is never sent "
+        "twice."
+    )
+    return Message(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
+
+
 def render_text(text: str) -> Message:
     """A text-only message (ephemeral answers); ``text`` must already be mrkdwn-safe."""
     return Message(text=text, blocks=[])

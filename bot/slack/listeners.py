@@ -160,16 +160,15 @@ class Listeners:
         result = await self._service.approve(
             self._request_id(body), body["user"]["id"], self._channel_id(body)
         )
-        if result.must_execute:
-            await self._service.execute(result.request)
-        else:
+        if not result.request.state.is_final and not result.must_execute:
+            # More approvals are needed: show the progress. A decided request is shown by the
+            # job its decision created, which also survives a crash right after this click.
             await self._notifier.request_changed(result.request)
 
     async def _cancel(self, body: dict[str, Any]) -> None:
-        request = await self._service.cancel(
+        await self._service.cancel(
             self._request_id(body), body["user"]["id"], self._channel_id(body)
         )
-        await self._notifier.request_changed(request)
 
     async def _after_ack(
         self,

@@ -1,8 +1,9 @@
-"""Show a request's changes in Slack: update its card, reply in its thread.
+"""Show a request's changes in Slack: update its card, reply in its thread, never lose an outcome.
 
 Slack's own hiccups (rate limits, 5xx, dropped connections) are retried by the SDK's retry
-handlers configured on the client. When the card still cannot be updated, the change is posted
-as a new message instead, so the outcome always reaches the channel; the store already holds it.
+handlers configured on the client. Past those, ``deliver`` (run as a durable job, retried with
+back-off and after restarts) finds another way to tell people what happened: the card and a
+thread reply; else one new message in the channel; else a direct message to the requester.
 """
 
 from __future__ import annotations
@@ -10,13 +11,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.lifecycle import Policy, Request
-from bot.slack.blocks import render_card, render_outcome_reply
+from bot.slack.blocks import (
+    Message,
+    render_card,
+    render_outcome_reply,
+    render_reading_back,
+)
 
 logger = logging.getLogger(__name__)
+
+# What a failed Web API call can raise: Slack's error answers, and the transport's own errors
+# once the SDK's retry handlers have given up.
+SLACK_FAILURES = (SlackClientError, OSError, TimeoutError)
+
+
+class DeliveryFailedError(Exception):
+    """Neither the channel nor the requester could be told; the delivery job tries again later."""
+
+
+def _slack_error(error: BaseException) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error", "slack_error"))
+    return type(error).__name__
 
 
 class SlackNotifier:
@@ -40,41 +60,88 @@ class SlackNotifier:
         )
         return str(response["ts"])
 
-    async def request_changed(self, request: Request) -> None:
-        """Update the card from the freshest stored state.
+    async def _latest(self, request: Request) -> Request:
+        """The freshest stored state: a late update must never bring back buttons."""
+        return await self._load(request.id) or request
 
-        Two clicks may finish out of order; reading the request again right before rendering
-        means a late update never brings back buttons a newer state removed.
-        """
-        latest = await self._load(request.id) or request
-        message = render_card(latest, self._policy)
-        if latest.card_ts is not None:
-            try:
-                await self._client.chat_update(
-                    channel=latest.channel,
-                    ts=latest.card_ts,
-                    text=message.text,
-                    blocks=message.blocks,
-                )
-            except SlackApiError as error:
-                logger.warning(
-                    "could not update the card of %s (%s); posting it anew",
-                    latest.id,
-                    error.response.get("error"),
-                )
-            else:
-                return
-        if latest.state.is_final or latest.card_ts is not None:
+    async def _update_card(self, request: Request) -> bool:
+        if request.card_ts is None:
+            return False
+        message = render_card(request, self._policy)
+        try:
+            await self._client.chat_update(
+                channel=request.channel,
+                ts=request.card_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+        except SLACK_FAILURES as error:
+            logger.warning("could not update the card of %s (%s)", request.id, _slack_error(error))
+            return False
+        return True
+
+    async def request_changed(self, request: Request) -> None:
+        """Update the card from the freshest stored state; best effort, never raises."""
+        await self._update_card(await self._latest(request))
+
+    async def reading_back(self, request: Request) -> None:
+        """Say in the card's thread that the bot was interrupted and is reading back."""
+        message = render_reading_back(request)
+        try:
             await self._client.chat_postMessage(
-                channel=latest.channel, text=message.text, blocks=message.blocks
+                channel=request.channel,
+                thread_ts=request.card_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+        except SLACK_FAILURES as error:
+            logger.warning(
+                "could not say %s is being read back (%s)", request.id, _slack_error(error)
             )
 
-    async def outcome_ready(self, request: Request) -> None:
-        """Reply in the card's thread with each task's final state."""
-        message = render_outcome_reply(request)
-        await self._client.chat_postMessage(
-            channel=request.channel,
-            thread_ts=request.card_ts,
-            text=message.text,
-            blocks=message.blocks,
+    async def deliver(self, request: Request) -> str:
+        """Show a decided request; returns ``thread``, ``card``, ``channel`` or ``dm``.
+
+        Raises ``DeliveryFailedError`` when every way failed, so that the job tries again.
+        """
+        request = await self._latest(request)
+        card_updated = await self._update_card(request)
+        if not request.state.was_executed:
+            if card_updated:
+                return "card"
+            return await self._post_elsewhere(request, render_card(request, self._policy))
+        reply = render_outcome_reply(request)
+        if card_updated:
+            try:
+                await self._client.chat_postMessage(
+                    channel=request.channel,
+                    thread_ts=request.card_ts,
+                    text=reply.text,
+                    blocks=reply.blocks,
+                )
+            except SLACK_FAILURES as error:
+                logger.warning(
+                    "could not reply in the thread of %s (%s)", request.id, _slack_error(error)
+                )
+            else:
+                return "thread"
+        card = render_card(request, self._policy)
+        combined = Message(text=f"{card.text}\n\n{reply.text}", blocks=card.blocks + reply.blocks)
+        return await self._post_elsewhere(request, combined)
+
+    async def _post_elsewhere(self, request: Request, message: Message) -> str:
+        """A new message in the channel, else a direct message to the requester."""
+        failures = []
+        for route, channel in (("channel", request.channel), ("dm", request.requester)):
+            try:
+                await self._client.chat_postMessage(
+                    channel=channel, text=message.text, blocks=message.blocks
+                )
+            except SLACK_FAILURES as error:
+                failures.append(f"{route}: {_slack_error(error)}")
+                logger.warning("could not deliver %s by %s", request.id, failures[-1])
+            else:
+                return route
+        raise DeliveryFailedError(
+            f"could not tell anyone about {request.id} ({'; '.join(failures)})"
         )

@@ -1,4 +1,7 @@
-"""The tables, and how a ``Request`` and an ``AuditEvent`` become rows and back.
+"""The tables, and how a ``Request``, an ``AuditEvent`` and a ``Job`` become rows and back.
+
+The tables are created and changed by the migrations in ``bot/store/migrations`` (Alembic); the
+definitions here are what the queries use, and a test checks that both agree.
 
 A request is kept as JSON of the whole ``Request`` in ``data``; the columns beside it exist only
 to find rows (by state and deadline, by requester) and to guard updates (``version``).
@@ -16,7 +19,6 @@ from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Dialect,
     Index,
@@ -26,15 +28,11 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    text,
 )
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bot.audit import AuditEvent, AuditKind
+from bot.jobs import Job, JobKind, JobState
 from bot.lifecycle import Request
-
-# Any constant will do: it only has to be the same in every replica creating the schema.
-SCHEMA_LOCK_KEY = 0x64756D707461736B
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -97,6 +95,25 @@ audit_table = Table(
     Index("ix_audit_events_request_id", "request_id"),
 )
 
+jobs_table = Table(
+    "jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("request_id", Text, nullable=True),
+    Column("state", Text, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("owner", Text, nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_jobs_state_due_at", "state", "due_at"),
+    Index("ix_jobs_request_id", "request_id"),
+)
+
 _REQUEST_JSON = TypeAdapter(Request)
 
 
@@ -152,12 +169,34 @@ def event_from_row(row: Row[Any]) -> AuditEvent:
     )
 
 
-def create_schema(connection: Connection) -> None:
-    """Create the missing tables and indexes; ``IF NOT EXISTS`` keeps racing replicas apart."""
-    if connection.dialect.name == "postgresql":
-        # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalog.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-    for table in metadata.sorted_tables:
-        connection.execute(CreateTable(table, if_not_exists=True))
-        for index in sorted(table.indexes, key=lambda index: str(index.name)):
-            connection.execute(CreateIndex(index, if_not_exists=True))
+def job_columns(job: Job, now: datetime) -> dict[str, Any]:
+    """The columns of a new job's row."""
+    return {
+        "id": job.id,
+        "kind": job.kind.value,
+        "request_id": job.request_id,
+        "state": job.state.value,
+        "due_at": job.due_at,
+        "payload": json.dumps(dict(job.payload), default=str),
+        "attempts": job.attempts,
+        "owner": job.owner,
+        "lease_expires_at": job.lease_expires_at,
+        "last_error": job.last_error,
+        "created_at": now,
+    }
+
+
+def job_from_row(row: Row[Any]) -> Job:
+    """The job a ``jobs`` row holds."""
+    return Job(
+        id=row.id,
+        kind=JobKind(row.kind),
+        due_at=row.due_at,
+        request_id=row.request_id,
+        payload=json.loads(row.payload),
+        state=JobState(row.state),
+        attempts=row.attempts,
+        owner=row.owner,
+        lease_expires_at=row.lease_expires_at,
+        last_error=row.last_error,
+    )

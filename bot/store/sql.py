@@ -7,7 +7,7 @@ errors become ``StoreError`` with a message that names the database but never it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -15,26 +15,35 @@ from typing import Any
 
 import aiosqlite
 from pydantic import ValidationError
-from sqlalchemy import Select, event, insert, select, text, update
+from sqlalchemy import Select, and_, event, insert, or_, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot.audit import AuditEvent
 from bot.errors import StoreError
+from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestState
+from bot.store.migrate import upgrade_to_head
 from bot.store.schema import (
     audit_table,
-    create_schema,
     event_columns,
     event_from_row,
+    job_columns,
+    job_from_row,
+    jobs_table,
     request_columns,
     request_from_row,
     requests_table,
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-POSTGRES_CONNECT_TIMEOUT_S = 5
+POSTGRES_CONNECT_TIMEOUT_S = 3
+POSTGRES_STATEMENT_TIMEOUT_MS = 5000
+POOL_TIMEOUT_S = 5
+# Every store call gives up after this long, whatever the driver does: a database that hangs
+# (a stopped server keeps its sockets open) must cost a user a clear error, not a silence.
+OPERATION_TIMEOUT_S = 8.0
 
 
 def engine_url(database_url: str) -> URL:
@@ -97,29 +106,51 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class SqlStore:
     """``Store`` over SQLAlchemy Core's async engine, for SQLite and PostgreSQL.
 
-    Building one opens no connection; ``open_store`` also creates the schema. Connections come
+    Building one opens no connection; ``open_store`` also migrates the schema. Connections come
     from SQLAlchemy's default pool (a queue pool for both backends): every SQLite connection gets
     the busy timeout and WAL from a connect hook, and PostgreSQL connections are pinged on
-    checkout so a restarted server costs no failed request.
+    checkout so a restarted server costs no failed request. Every call is bounded in time: the
+    driver's connect and statement timeouts, and ``OPERATION_TIMEOUT_S`` around the whole call.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self, database_url: str, *, operation_timeout: float = OPERATION_TIMEOUT_S
+    ) -> None:
         self._url = engine_url(database_url)
         self._safe_url = self._url.render_as_string(hide_password=True)
+        self._timeout = operation_timeout
         if self._url.get_backend_name() == "sqlite":
             self._engine = create_async_engine(
-                self._url, async_creator=_sqlite_connector(str(self._url.database))
+                self._url,
+                async_creator=_sqlite_connector(str(self._url.database)),
+                pool_timeout=POOL_TIMEOUT_S,
             )
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         else:
+            options = " ".join(
+                filter(
+                    None,
+                    [
+                        str(self._url.query.get("options") or ""),
+                        f"-c statement_timeout={POSTGRES_STATEMENT_TIMEOUT_MS}",
+                        f"-c lock_timeout={POSTGRES_STATEMENT_TIMEOUT_MS}",
+                    ],
+                )
+            )
             self._engine = create_async_engine(
-                self._url,
+                self._url.difference_update_query(["options"]),
                 pool_pre_ping=True,
-                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+                pool_timeout=POOL_TIMEOUT_S,
+                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "options": options},
             )
 
     def __repr__(self) -> str:
         return f"SqlStore({self._safe_url!r})"
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._url.get_backend_name()
 
     def _describe(self, error: BaseException) -> str:
         """The first line of a driver error (not the SQL and parameters), password removed."""
@@ -138,22 +169,35 @@ class SqlStore:
         ``conflict`` replaces the driver's wording when a write breaks a unique constraint.
         """
         try:
-            connect = self._engine.begin() if write else self._engine.connect()
-            async with connect as connection:
-                yield connection
+            async with asyncio.timeout(self._timeout):
+                connect = self._engine.begin() if write else self._engine.connect()
+                async with connect as connection:
+                    yield connection
         except IntegrityError as exc:
             if conflict is None:
                 raise StoreError(f"could not {doing}: {self._describe(exc)}") from exc
             raise StoreError(conflict) from exc
+        except TimeoutError as exc:
+            raise StoreError(
+                f"could not {doing} in {self._safe_url}: "
+                f"the database did not answer within {self._timeout:g}s"
+            ) from exc
         except (SQLAlchemyError, OSError, ValidationError) as exc:
             raise StoreError(
                 f"could not {doing} in {self._safe_url}: {self._describe(exc)}"
             ) from exc
 
-    async def create_schema(self) -> None:
-        """Create the tables and indexes unless they exist."""
-        async with self._connection("create the schema", write=True) as connection:
-            await connection.run_sync(create_schema)
+    async def migrate(self) -> tuple[str | None, str | None]:
+        """Apply the missing migrations under a lock; return the revisions before and after."""
+        try:
+            async with asyncio.timeout(max(self._timeout, 60)):
+                return await upgrade_to_head(self._engine)
+        except TimeoutError as exc:
+            raise StoreError(f"could not migrate {self._safe_url}: timed out") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"could not migrate {self._safe_url}: {self._describe(exc)}") from exc
+
+    # -- requests -----------------------------------------------------------------------------
 
     async def create(self, request: Request) -> None:
         """Insert a new request at version 1; a request with the same id is an error."""
@@ -174,11 +218,25 @@ class SqlStore:
             row = (await connection.execute(query)).first()
             return None if row is None else request_from_row(row)
 
-    async def update(self, request: Request, expected_version: int) -> Request | None:
+    async def update(
+        self,
+        request: Request,
+        expected_version: int,
+        *,
+        lease: Lease | None = None,
+        lease_now: datetime | None = None,
+        lease_until: datetime | None = None,
+        enqueue: Sequence[Job] = (),
+        now: datetime | None = None,
+    ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
         The check and the write are one statement, so the database settles any race: of many
-        callers holding the same version, exactly one sees a changed row.
+        callers holding the same version, exactly one sees a changed row. With a ``lease``, the
+        same transaction first renews it (until ``lease_until``) and raises ``LeaseLostError``
+        if it lapsed or changed owner, so only the job's owner can change the request. Jobs in
+        ``enqueue`` are created in the same transaction (an existing job id is left alone), so
+        a change and the work it implies are stored together or not at all.
         """
         statement = (
             update(requests_table)
@@ -187,23 +245,16 @@ class SqlStore:
             .values(version=requests_table.c.version + 1, **request_columns(request))
         )
         async with self._connection(f"update request {request.id}", write=True) as connection:
+            if lease is not None:
+                assert lease_now is not None
+                assert lease_until is not None
+                if not await self._renew(connection, lease, lease_now, lease_until):
+                    raise LeaseLostError(f"lost the lease on {lease.job_id}")
             changed = (await connection.execute(statement)).rowcount
+            if changed == 1:
+                for job in enqueue:
+                    await self._insert_job(connection, job, now or job.due_at)
         return replace(request, version=expected_version + 1) if changed == 1 else None
-
-    async def append_audit(self, event: AuditEvent) -> None:
-        """Append one event; a detail value JSON cannot hold is kept as its ``str``."""
-        async with self._connection(f"audit {event.kind}", write=True) as connection:
-            await connection.execute(insert(audit_table).values(**event_columns(event)))
-
-    async def audit_trail(self, request_id: str) -> list[AuditEvent]:
-        """A request's audit events in the order they were appended."""
-        query = (
-            select(audit_table)
-            .where(audit_table.c.request_id == request_id)
-            .order_by(audit_table.c.id)
-        )
-        async with self._connection(f"read the audit of {request_id}", write=False) as connection:
-            return [event_from_row(row) for row in await connection.execute(query)]
 
     async def _requests(self, doing: str, query: Select[Any]) -> list[Request]:
         async with self._connection(doing, write=False) as connection:
@@ -238,6 +289,169 @@ class SqlStore:
         )
         return await self._requests(f"find the requests of {user_id}", query)
 
+    # -- the audit trail ----------------------------------------------------------------------
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        """Append one event; a detail value JSON cannot hold is kept as its ``str``."""
+        async with self._connection(f"audit {event.kind}", write=True) as connection:
+            await connection.execute(insert(audit_table).values(**event_columns(event)))
+
+    async def audit_trail(self, request_id: str) -> list[AuditEvent]:
+        """A request's audit events in the order they were appended."""
+        query = (
+            select(audit_table)
+            .where(audit_table.c.request_id == request_id)
+            .order_by(audit_table.c.id)
+        )
+        async with self._connection(f"read the audit of {request_id}", write=False) as connection:
+            return [event_from_row(row) for row in await connection.execute(query)]
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def _insert_job(self, connection: AsyncConnection, job: Job, now: datetime) -> bool:
+        exists = await connection.execute(select(jobs_table.c.id).where(jobs_table.c.id == job.id))
+        if exists.first() is not None:
+            return False
+        await connection.execute(insert(jobs_table).values(**job_columns(job, now)))
+        return True
+
+    async def enqueue(self, job: Job, now: datetime) -> bool:
+        """Create ``job`` unless a job with its id exists; whether it was created."""
+        try:
+            async with self._connection(f"enqueue {job.id}", write=True) as connection:
+                return await self._insert_job(connection, job, now)
+        except StoreError as error:
+            if isinstance(error.__cause__, IntegrityError):
+                return False  # created concurrently by another replica
+            raise
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """One job, or ``None``."""
+        query = select(jobs_table).where(jobs_table.c.id == job_id)
+        async with self._connection(f"read job {job_id}", write=False) as connection:
+            row = (await connection.execute(query)).first()
+            return None if row is None else job_from_row(row)
+
+    async def jobs_of(self, request_id: str) -> list[Job]:
+        """A request's jobs, oldest first."""
+        query = (
+            select(jobs_table)
+            .where(jobs_table.c.request_id == request_id)
+            .order_by(jobs_table.c.created_at, jobs_table.c.id)
+        )
+        async with self._connection(f"read the jobs of {request_id}", write=False) as connection:
+            return [job_from_row(row) for row in await connection.execute(query)]
+
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        due_by: datetime,
+        lease_now: datetime,
+        lease_until: datetime,
+        limit: int,
+        skip: Sequence[str] = (),
+    ) -> list[Job]:
+        """Lease up to ``limit`` queued jobs that are due and that nobody holds a live lease on.
+
+        Each claim is one conditional update (the same discipline as clicks), so two replicas
+        polling at once never both get a job.
+        """
+        free = or_(
+            jobs_table.c.lease_expires_at.is_(None), jobs_table.c.lease_expires_at <= lease_now
+        )
+        claimable = and_(jobs_table.c.state == JobState.QUEUED.value, free)
+        candidates = (
+            select(jobs_table.c.id)
+            .where(claimable)
+            .where(jobs_table.c.due_at <= due_by)
+            .where(jobs_table.c.id.not_in(list(skip)))
+            .order_by(jobs_table.c.due_at, jobs_table.c.id)
+            .limit(max(limit, 0))
+        )
+        claimed: list[Job] = []
+        async with self._connection("claim due jobs", write=True) as connection:
+            for job_id in (await connection.execute(candidates)).scalars().all():
+                result = await connection.execute(
+                    update(jobs_table)
+                    .where(jobs_table.c.id == job_id)
+                    .where(claimable)
+                    .values(
+                        owner=owner,
+                        lease_expires_at=lease_until,
+                        attempts=jobs_table.c.attempts + 1,
+                    )
+                )
+                if result.rowcount == 1:
+                    row = (
+                        await connection.execute(
+                            select(jobs_table).where(jobs_table.c.id == job_id)
+                        )
+                    ).first()
+                    assert row is not None
+                    claimed.append(job_from_row(row))
+        return claimed
+
+    async def _renew(
+        self, connection: AsyncConnection, lease: Lease, now: datetime, until: datetime
+    ) -> bool:
+        result = await connection.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == lease.job_id)
+            .where(jobs_table.c.owner == lease.owner)
+            .where(jobs_table.c.state == JobState.QUEUED.value)
+            .where(jobs_table.c.lease_expires_at > now)
+            .values(lease_expires_at=until)
+        )
+        return bool(result.rowcount == 1)
+
+    async def renew(self, lease: Lease, now: datetime, until: datetime) -> bool:
+        """Extend a live lease to ``until``; ``False`` if it lapsed or another owner holds it."""
+        async with self._connection(f"renew the lease on {lease.job_id}", write=True) as connection:
+            return await self._renew(connection, lease, now, until)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the job up at once (a graceful shutdown), so another owner may take it now."""
+        async with self._connection(f"release {lease.job_id}", write=True) as connection:
+            await connection.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == lease.job_id)
+                .where(jobs_table.c.owner == lease.owner)
+                .values(lease_expires_at=None)
+            )
+
+    async def settle_job(
+        self,
+        lease: Lease,
+        state: JobState,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End the owner's attempt: done, dead, or queued again after an error.
+
+        A job queued again is held by nobody, with a lease that lapses at ``retry_at``: the
+        lease doubles as the back-off timer, in the same (real) time as every lease.
+        """
+        values: dict[str, Any] = {
+            "state": state.value,
+            "owner": None,
+            "lease_expires_at": retry_at if state is JobState.QUEUED else None,
+            "last_error": error,
+        }
+        if state is not JobState.QUEUED:
+            values["finished_at"] = now
+        async with self._connection(f"settle {lease.job_id}", write=True) as connection:
+            result = await connection.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == lease.job_id)
+                .where(jobs_table.c.owner == lease.owner)
+                .where(jobs_table.c.state == JobState.QUEUED.value)
+                .values(**values)
+            )
+        return bool(result.rowcount == 1)
+
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers a trivial query."""
         async with self._connection("reach the database", write=False) as connection:
@@ -249,10 +463,10 @@ class SqlStore:
 
 
 async def open_store(database_url: str) -> SqlStore:
-    """Connect to ``DATABASE_URL`` and create the schema, or raise ``StoreError``."""
+    """Connect to ``DATABASE_URL`` and migrate the schema to the newest, or raise ``StoreError``."""
     store = SqlStore(database_url)
     try:
-        await store.create_schema()
+        await store.migrate()
     except BaseException:
         await store.close()
         raise
