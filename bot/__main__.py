@@ -1,4 +1,4 @@
-"""The ``dumptask-bot`` command: ``serve``, ``socket``, ``check`` and ``demo``.
+"""The ``dumptask-bot`` command: ``serve``, ``socket``, ``check``, ``migrate`` and ``demo``.
 
 A thin entry point: parse the command line, build ``Settings`` once, hand them to the wiring.
 A bad setting ends the program with one line per problem and exit status 2, never a traceback.
@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.errors import ConfigError
-from bot.settings import Settings, load_settings
+from bot.errors import ConfigError, StoreError
+from bot.settings import Settings, load_database_settings, load_settings
 
 EXIT_CONFIG = 2
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("socket", help="Socket Mode: connect to Slack with SLACK_APP_TOKEN")
     check = commands.add_parser("check", help="validate configuration, Slack, store and DIS")
     check.add_argument("stream", nargs="?", help="a DIS stream to list with the configured AK/SK")
+    commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     demo = commands.add_parser("demo", help="everything local: bot, DIS and Slack stand-ins")
     demo.add_argument("--port", type=int, default=8080, help="port of the demo's Slack page")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
@@ -65,6 +66,40 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _configuration_error(error: ConfigError) -> int:
+    for line in str(error).splitlines():
+        print(f"dumptask-bot: configuration error: {line}", file=sys.stderr)  # noqa: T201
+    return EXIT_CONFIG
+
+
+def _migrate() -> int:
+    """``dumptask-bot migrate``: apply the schema migrations alone (the bot also does at start)."""
+    from bot.store.sql import SqlStore  # noqa: PLC0415 - keeps `--help` fast
+
+    try:
+        settings = load_database_settings()
+    except ConfigError as error:
+        return _configuration_error(error)
+
+    async def migrate() -> tuple[str | None, str | None]:
+        store = SqlStore(settings.database_url)
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    try:
+        before, after = asyncio.run(migrate())
+    except StoreError as error:
+        print(f"dumptask-bot: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    if before == after:
+        print(f"database already at the newest revision {after}")  # noqa: T201
+    else:
+        print(f"database migrated from revision {before or 'none'} to {after}")  # noqa: T201
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     arguments = build_parser().parse_args(argv)
@@ -76,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.demo import run_demo  # noqa: PLC0415
 
         return run_demo(port=arguments.port)
+    if arguments.command == "migrate":
+        return _migrate()
     try:
         settings = load_settings()
         if arguments.command == "serve":
@@ -83,9 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "socket":
             require(settings, "SLACK_APP_TOKEN")
     except ConfigError as error:
-        for line in str(error).splitlines():
-            print(f"dumptask-bot: configuration error: {line}", file=sys.stderr)  # noqa: T201
-        return EXIT_CONFIG
+        return _configuration_error(error)
     try:
         return asyncio.run(run(arguments, settings))
     except KeyboardInterrupt:

@@ -44,16 +44,42 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+_CONFIG = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    case_sensitive=False,
+    populate_by_name=True,
+)
+
+
+def _check_database_url_value(value: str) -> str:
+    scheme = value.split(":", 1)[0].split("+", 1)[0].lower() if ":" in value else ""
+    if scheme not in DATABASE_SCHEMES:
+        raise ValueError(
+            "expected sqlite:///path/to/file.db or postgresql://user@host/db, "
+            f"got a {scheme or 'missing'} scheme"
+        )
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """Just the database, for the commands that need nothing else (``migrate``)."""
+
+    model_config = _CONFIG
+
+    database_url: str = "sqlite:///dumptask.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return _check_database_url_value(value)
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; the field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        extra="ignore",
-        case_sensitive=False,
-        populate_by_name=True,
-    )
+    model_config = _CONFIG
 
     slack_bot_token: SecretStr
     slack_signing_secret: SecretStr | None = None
@@ -187,13 +213,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].split("+", 1)[0].lower() if ":" in value else ""
-        if scheme not in DATABASE_SCHEMES:
-            raise ValueError(
-                "expected sqlite:///path/to/file.db or postgresql://user@host/db, "
-                f"got a {scheme or 'missing'} scheme"
-            )
-        return value
+        return _check_database_url_value(value)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -214,6 +234,14 @@ def describe_validation_error(error: ValidationError) -> str:
             f"{variable} {message}" if message.startswith("is ") else f"{variable}: {message}"
         )
     return "\n".join(lines)
+
+
+def load_database_settings(**overrides: Any) -> DatabaseSettings:
+    """``DATABASE_URL`` alone, from the environment and ``.env``, or a ``ConfigError``."""
+    try:
+        return DatabaseSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
 
 
 def load_settings(**overrides: Any) -> Settings:
