@@ -24,7 +24,7 @@ from bot.commands import (
     parse_command,
     usage_text,
 )
-from bot.errors import CommandError, Refusal
+from bot.errors import CommandError, Refusal, StoreError
 from bot.service import DumptaskService
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
@@ -39,6 +39,12 @@ from bot.slack.wording import explain
 logger = logging.getLogger(__name__)
 
 COMMAND = "/dumptask"
+# A failed store call may come after a write that succeeded, so this never claims that nothing
+# was changed.
+STORE_DOWN = (
+    "I could not reach my database just now, so I cannot tell whether this was recorded. "
+    "Check the card (or `/dumptask status`) in a minute, and try again if nothing changed."
+)
 NOT_IN_CHANNEL_HELP = (
     "I could not post the approval card: I am not a member of this channel. "
     "Invite me with `/invite @dumptask`, then send the command again."
@@ -200,12 +206,15 @@ class Listeners:
             text = explain(error)
         elif isinstance(error, CommandError):
             text = str(error)
+        elif isinstance(error, StoreError):
+            logger.error("the store failed while handling a Slack request: %s", error)
+            text = STORE_DOWN
         else:
             logger.error("unexpected error while handling a Slack request", exc_info=error)
             text = (
-                "Something went wrong on my side and nothing was changed by this action. "
-                "Try again in a minute; if it keeps failing, an operator can find the details "
-                "in the bot's log."
+                "Something went wrong on my side while handling this. Check the card (or "
+                "`/dumptask status`) before trying again; if it keeps failing, an operator can "
+                "find the details in the bot's log."
             )
         try:
             await tell_user(client, respond, body, text)

@@ -7,11 +7,12 @@ errors become ``StoreError`` with a message that names the database but never it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 from pydantic import ValidationError
@@ -36,6 +37,9 @@ from bot.store.schema import (
     request_from_row,
     requests_table,
 )
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 3
@@ -103,6 +107,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def bounded(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Give up on a store call after ``OPERATION_TIMEOUT_S``, without waiting for the driver.
+
+    The call runs as a task of its own. When the time is up the caller gets a ``StoreError`` at
+    once, and the task is cancelled and left to end by itself: psycopg then tries for up to ten
+    seconds to cancel the query on a server that may not answer at all, and no user should
+    wait for that. (A change abandoned this way may still be applied if the server wakes up;
+    every change is a conditional update, so a late one never overwrites a newer state.)
+    """
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = args[0]
+        assert isinstance(store, SqlStore)
+        work = asyncio.ensure_future(method(*args, **kwargs))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=store.operation_timeout)
+        except asyncio.CancelledError:
+            work.cancel()
+            work.add_done_callback(_forget_outcome)
+            raise
+        if not done:
+            work.cancel()
+            work.add_done_callback(_forget_outcome)
+            raise StoreError(
+                f"could not {method.__name__.replace('_', ' ')} in {store.safe_url}: "
+                f"the database did not answer within {store.operation_timeout:g}s"
+            )
+        return work.result()
+
+    return call
+
+
+def _forget_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome, so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class SqlStore:
     """``Store`` over SQLAlchemy Core's async engine, for SQLite and PostgreSQL.
 
@@ -148,6 +191,16 @@ class SqlStore:
         return f"SqlStore({self._safe_url!r})"
 
     @property
+    def safe_url(self) -> str:
+        """The database URL without its password, for messages."""
+        return self._safe_url
+
+    @property
+    def operation_timeout(self) -> float:
+        """How long a store call may take before the caller is told it failed."""
+        return self._timeout
+
+    @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self._url.get_backend_name()
@@ -169,19 +222,13 @@ class SqlStore:
         ``conflict`` replaces the driver's wording when a write breaks a unique constraint.
         """
         try:
-            async with asyncio.timeout(self._timeout):
-                connect = self._engine.begin() if write else self._engine.connect()
-                async with connect as connection:
-                    yield connection
+            connect = self._engine.begin() if write else self._engine.connect()
+            async with connect as connection:
+                yield connection
         except IntegrityError as exc:
             if conflict is None:
                 raise StoreError(f"could not {doing}: {self._describe(exc)}") from exc
             raise StoreError(conflict) from exc
-        except TimeoutError as exc:
-            raise StoreError(
-                f"could not {doing} in {self._safe_url}: "
-                f"the database did not answer within {self._timeout:g}s"
-            ) from exc
         except (SQLAlchemyError, OSError, ValidationError) as exc:
             raise StoreError(
                 f"could not {doing} in {self._safe_url}: {self._describe(exc)}"
@@ -199,6 +246,7 @@ class SqlStore:
 
     # -- requests -----------------------------------------------------------------------------
 
+    @bounded
     async def create(self, request: Request) -> None:
         """Insert a new request at version 1; a request with the same id is an error."""
         statement = insert(requests_table).values(
@@ -211,6 +259,7 @@ class SqlStore:
         ) as connection:
             await connection.execute(statement)
 
+    @bounded
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current ``version``, or ``None`` if there is none."""
         query = select(requests_table).where(requests_table.c.id == request_id)
@@ -218,6 +267,7 @@ class SqlStore:
             row = (await connection.execute(query)).first()
             return None if row is None else request_from_row(row)
 
+    @bounded
     async def update(
         self,
         request: Request,
@@ -260,6 +310,7 @@ class SqlStore:
         async with self._connection(doing, write=False) as connection:
             return [request_from_row(row) for row in await connection.execute(query)]
 
+    @bounded
     async def pending_expired(self, now: datetime) -> list[Request]:
         """Pending requests whose deadline is at or before ``now``, earliest deadline first."""
         query = (
@@ -270,6 +321,7 @@ class SqlStore:
         )
         return await self._requests("find expired requests", query)
 
+    @bounded
     async def executing(self) -> list[Request]:
         """Requests that were approved but whose outcome is not recorded yet, oldest first."""
         query = (
@@ -279,6 +331,7 @@ class SqlStore:
         )
         return await self._requests("find executing requests", query)
 
+    @bounded
     async def recent_for(self, user_id: str, limit: int = 5) -> list[Request]:
         """The newest ``limit`` requests made by ``user_id``, newest first."""
         query = (
@@ -291,11 +344,13 @@ class SqlStore:
 
     # -- the audit trail ----------------------------------------------------------------------
 
+    @bounded
     async def append_audit(self, event: AuditEvent) -> None:
         """Append one event; a detail value JSON cannot hold is kept as its ``str``."""
         async with self._connection(f"audit {event.kind}", write=True) as connection:
             await connection.execute(insert(audit_table).values(**event_columns(event)))
 
+    @bounded
     async def audit_trail(self, request_id: str) -> list[AuditEvent]:
         """A request's audit events in the order they were appended."""
         query = (
@@ -315,6 +370,7 @@ class SqlStore:
         await connection.execute(insert(jobs_table).values(**job_columns(job, now)))
         return True
 
+    @bounded
     async def enqueue(self, job: Job, now: datetime) -> bool:
         """Create ``job`` unless a job with its id exists; whether it was created."""
         try:
@@ -325,6 +381,7 @@ class SqlStore:
                 return False  # created concurrently by another replica
             raise
 
+    @bounded
     async def get_job(self, job_id: str) -> Job | None:
         """One job, or ``None``."""
         query = select(jobs_table).where(jobs_table.c.id == job_id)
@@ -332,6 +389,7 @@ class SqlStore:
             row = (await connection.execute(query)).first()
             return None if row is None else job_from_row(row)
 
+    @bounded
     async def jobs_of(self, request_id: str) -> list[Job]:
         """A request's jobs, oldest first."""
         query = (
@@ -342,6 +400,7 @@ class SqlStore:
         async with self._connection(f"read the jobs of {request_id}", write=False) as connection:
             return [job_from_row(row) for row in await connection.execute(query)]
 
+    @bounded
     async def claim_due(
         self,
         owner: str,
@@ -405,11 +464,13 @@ class SqlStore:
         )
         return bool(result.rowcount == 1)
 
+    @bounded
     async def renew(self, lease: Lease, now: datetime, until: datetime) -> bool:
         """Extend a live lease to ``until``; ``False`` if it lapsed or another owner holds it."""
         async with self._connection(f"renew the lease on {lease.job_id}", write=True) as connection:
             return await self._renew(connection, lease, now, until)
 
+    @bounded
     async def release(self, lease: Lease) -> None:
         """Give the job up at once (a graceful shutdown), so another owner may take it now."""
         async with self._connection(f"release {lease.job_id}", write=True) as connection:
@@ -420,6 +481,7 @@ class SqlStore:
                 .values(lease_expires_at=None)
             )
 
+    @bounded
     async def settle_job(
         self,
         lease: Lease,
@@ -452,6 +514,7 @@ class SqlStore:
             )
         return bool(result.rowcount == 1)
 
+    @bounded
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers a trivial query."""
         async with self._connection("reach the database", write=False) as connection:
