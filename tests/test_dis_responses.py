@@ -82,6 +82,25 @@ def test_classify_follows_the_documented_table(status, code, kind):
     assert classify(status, code) is kind
 
 
+# The code decides before the status does, whichever gateway prefix it has; these statuses are
+# not the documented ones for these codes, so only the code can give the right kind.
+CODE_FIRST = [
+    (400, "APIGW.0301", AUTH),
+    (400, "APIG.0301", AUTH),
+    (400, "APIGW.0101", CONFIGURATION),
+    (400, "APIG.0101", CONFIGURATION),
+    (400, "APIGW.0308", THROTTLED),
+    (400, "APIG.0308", THROTTLED),
+    (503, "DIS.4301", USER),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "kind"), CODE_FIRST, ids=map(row_id, CODE_FIRST))
+def test_code_decides_before_status(status, code, kind):
+    """A known code gives its kind whatever the status, for APIGW. and APIG. gateways alike."""
+    assert classify(status, code) is kind
+
+
 def dis_body(code: str) -> dict[str, str]:
     return {"errorCode": code, "message": f"{code} happened"}
 
