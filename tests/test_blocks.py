@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
+from bot.audit import AuditEvent, AuditKind
 from bot.lifecycle import (
     Approval,
     Outcome,
@@ -26,6 +27,7 @@ from bot.slack.blocks import (
     Message,
     render_card,
     render_error,
+    render_history,
     render_outcome_reply,
     render_refusal,
 )
@@ -530,3 +532,36 @@ def test_ephemeral_helpers_carry_text_and_no_blocks(render):
     assert render("You cannot approve your own request.") == Message(
         text="You cannot approve your own request.", blocks=[]
     )
+
+
+HOSTILE = ["<!channel>", "<https://evil|x>", "<!subteam^S0ALL>", "<@U0BOSS>", "a&b"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+@pytest.mark.parametrize("where", ["key", "value", "kind"])
+def test_history_escapes_audit_details(hostile, where):
+    """An audit event's detail keys and values and its kind reach Slack only escaped."""
+    event = AuditEvent(
+        request_id="dt-abc",
+        kind=hostile if where == "kind" else AuditKind.REFUSED_CLICK,
+        actor="U0MALLORY",
+        at=NOW,
+        detail={hostile: "ok"} if where == "key" else {"why": hostile},
+    )
+    message = render_history(make_request(), [event])
+    assert hostile not in shown(message)
+    escaped = hostile.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert escaped in message.text
+
+
+def test_history_of_a_long_trail_is_cut_to_one_section():
+    """A long audit trail is cut (visibly) to fit one Block Kit section's 3000 characters."""
+    trail = [
+        AuditEvent("dt-abc", AuditKind.REFUSED_CLICK, "U0MALLORY", NOW, {"why": "<" * 200})
+        for _ in range(40)
+    ]
+    request = make_request()
+    message = render_history(request, trail)
+    assert len(message.text) <= 3000
+    assert message.text.endswith("…"), "the input really was longer than a section allows"
+    assert message.text.startswith(f"Request `{request.id}`")

@@ -362,3 +362,60 @@ async def test_secrets_never_reach_the_logs(dis, caplog):
     for secret in ("TEMPSK", SK, TOKEN, *signatures):
         assert secret not in text
     assert "Authorization" not in caplog.text
+
+
+ARCHIVE_ID = "9dSu1wfCytSk1aOLxvF"
+TRANSIENT, AUTH, BLOCKED = DisErrorKind.TRANSIENT, DisErrorKind.AUTH, DisErrorKind.BLOCKED
+
+# Each fault hits the first POST only, so a retry gets through and act then succeeds.
+# (fault, HTTP statuses of the POSTs DIS recorded, pauses before retries, kind act raises)
+ACT_RETRIES = [
+    # It may have reached DIS: sent once, never again.
+    (Fault.dis_error(500, "DIS.5000", "System error.", method="POST"), [500], [], TRANSIENT),
+    (Fault.status(500, body=b"", method="POST"), [500], [], TRANSIENT),
+    (Fault.status(502, method="POST"), [502], [], TRANSIENT),
+    (Fault.status(504, method="POST"), [504], [], TRANSIENT),
+    (Fault.status(503, body=b"", method="POST"), [503], [], TRANSIENT),
+    (Fault.malformed(b"<html>Bad Gateway</html>", status=502, method="POST"), [502], [], TRANSIENT),
+    (Fault.drop(method="POST"), [None], [], TRANSIENT),
+    # The slow POST is still held by the stand-in when the client gives up, so it is not logged
+    # yet; a retry would show here as a 200.
+    (Fault.latency(0.3, method="POST"), [], [], TRANSIENT),
+    # Refused for good: not retried either.
+    (Fault.gateway_error(401, "APIGW.0301", "bad signature", method="POST"), [401], [], AUTH),
+    (Fault.dis_error(400, "DIS.4309", "Blacklisted.", method="POST"), [400], [], BLOCKED),
+    # Certainly turned away before DIS acted: sent again, and carried out once.
+    (Fault.throttle(retry_after=3, method="POST"), [429, 200], [3.0], None),
+    (Fault.gateway_error(429, "APIGW.0308", "Throttled", method="POST"), [429, 200], [2.0], None),
+    (
+        Fault.dis_error(400, "DIS.4305", "Too many requests.", method="POST"),
+        [400, 200],
+        [2.0],
+        None,
+    ),
+    (Fault.status(503, method="POST"), [503, 200], [0.5], None),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "statuses", "delays", "raised"),
+    ACT_RETRIES,
+    ids=lambda v: f"{v.kind.value}-{v.http_status}" if isinstance(v, Fault) else None,
+)
+async def test_act_is_retried_only_when_dis_certainly_never_got_it(
+    dis, fault, statuses, delays, raised
+):
+    """The batch call is repeated only when turned away; a 5xx, timeout or drop is sent once."""
+    dis.inject(fault)
+    sleep = FakeSleep()
+    client, http = make_client(dis, sleep=sleep, timeout=0.1)
+    async with http:
+        if raised is None:
+            assert (await client.act(STREAM, TaskAction.START, [ARCHIVE_ID])).request_id
+        else:
+            with pytest.raises(DisError) as caught:
+                await client.act(STREAM, TaskAction.START, [ARCHIVE_ID])
+            assert caught.value.kind is raised
+            assert caught.value.certainly_not_received is (raised is not TRANSIENT)
+    assert [call.status for call in dis.calls if call.method == "POST"] == statuses
+    assert sleep.delays == delays

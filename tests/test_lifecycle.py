@@ -275,3 +275,34 @@ def test_channels_are_allowed_by_exact_id():
     assert Policy().channel_allowed("C1")
     assert Policy(allowed_channels=("C1", "C2")).channel_allowed("C2")
     assert not Policy(allowed_channels=("C1",)).channel_allowed("C10")
+
+
+# (DUMPTASK_ALLOWED_STREAMS, stream, allowed): a stream is allowed when ANY pattern matches it
+# as a glob over the WHOLE name (never a prefix), case-sensitively; no patterns allow all.
+STREAM_TABLE = [
+    ((), "anything", True),
+    (("orders-stream",), "orders-stream", True),
+    (("orders-stream",), "orders-stream-2", False),
+    (("orders-stream",), "orders-strea", False),
+    (("orders",), "orders-stream", False),
+    (("orders-*",), "orders-", True),
+    (("orders-*",), "orders", False),
+    (("orders-?",), "orders-12", False),
+    (("*-stream",), "orders-stream", True),
+    (("*-stream",), "orders-stream-old", False),
+    (("orders-[0-9]",), "orders-7", True),
+    (("orders-[!0-9]",), "orders-7", False),
+    (("orders-*", "clicks-*"), "orders-stream", True),
+    (("orders-*", "clicks-*"), "clicks-stream", True),
+    (("orders-*", "clicks-*"), "audit-stream", False),
+    (("audit-stream", "orders-*"), "orders-stream", True),
+    (("orders-stream", "orders-stream"), "orders-stream", True),
+    (("nothing-matches", "*"), "orders-stream", True),
+    (("ORDERS-*", "Clicks-*"), "orders-stream", False),
+]
+
+
+@pytest.mark.parametrize(("patterns", "stream", "allowed"), STREAM_TABLE)
+def test_allowed_streams_table(patterns, stream, allowed):
+    """One matching glob is enough; a pattern must match the whole stream name."""
+    assert Policy(allowed_streams=patterns).stream_allowed(stream) is allowed

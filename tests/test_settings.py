@@ -38,6 +38,14 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
         monkeypatch.setenv(name, value)
 
 
+def refusal(monkeypatch: pytest.MonkeyPatch, **values: str) -> ConfigError:
+    """The error loading the settings raises with the required variables plus ``values``."""
+    set_env(monkeypatch, **values)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    return caught.value
+
+
 def test_defaults_follow_the_contract(monkeypatch):
     """With only the required variables set, every default is the one product.md gives."""
     set_env(monkeypatch)
@@ -157,10 +165,7 @@ def test_loopback_http_endpoint_is_allowed(monkeypatch):
 )
 def test_bad_value_gives_one_clear_line(monkeypatch, variable, value, expected):
     """A bad value is reported on one line that names the variable and what is expected."""
-    set_env(monkeypatch, **{variable: value})
-    with pytest.raises(ConfigError) as caught:
-        load_settings()
-    message = str(caught.value)
+    message = str(refusal(monkeypatch, **{variable: value}))
     assert message.startswith(expected)
     assert "\n" not in message
 
@@ -225,3 +230,103 @@ def test_settings_can_be_built_from_code():
     """Tests and the demo build Settings from code without touching the environment."""
     settings = Settings(_env_file=None, **{k.lower(): v for k, v in REQUIRED.items()})
     assert settings.dis_access_key == "AKEXAMPLE"
+
+
+# (variable, value, accepted); every row is checked on its own, on top of valid required values.
+VALIDATION_TABLE = [
+    ("SLACK_BOT_TOKEN", "xoxb-1-2-abc", True),
+    ("SLACK_BOT_TOKEN", "xoxp-1-2-user", False),
+    ("SLACK_BOT_TOKEN", "xapp-1-A1-app", False),
+    ("SLACK_BOT_TOKEN", "xoxa-2-legacy", False),
+    ("SLACK_BOT_TOKEN", "xoxb", False),
+    ("SLACK_BOT_TOKEN", "XOXB-1-2-abc", False),
+    ("SLACK_BOT_TOKEN", "", False),
+    ("SLACK_APP_TOKEN", "xapp-1-A1-app", True),
+    ("SLACK_APP_TOKEN", "xoxb-1-2-abc", False),
+    ("SLACK_APP_TOKEN", "xoxp-1-2-user", False),
+    ("SLACK_APP_TOKEN", "", False),
+    ("DUMPTASK_REQUESTERS", "U0ALICE", True),
+    ("DUMPTASK_REQUESTERS", "W0ENTERPRISE", True),
+    ("DUMPTASK_REQUESTERS", "S0ONCALL", True),
+    ("DUMPTASK_REQUESTERS", "U0ALICE, S0ONCALL, W0ENTERPRISE", True),
+    ("DUMPTASK_REQUESTERS", "C0INCIDENT", False),
+    ("DUMPTASK_REQUESTERS", "G0PRIVATE", False),
+    ("DUMPTASK_REQUESTERS", "u0alice", False),
+    ("DUMPTASK_REQUESTERS", "U0alice", False),
+    ("DUMPTASK_REQUESTERS", "@alice", False),
+    ("DUMPTASK_REQUESTERS", "<@U0ALICE>", False),
+    ("DUMPTASK_REQUESTERS", "U", False),
+    ("DUMPTASK_REQUESTERS", "U0ALICE,U0 BOB", False),
+    ("DUMPTASK_APPROVERS", "U0BOB", True),
+    ("DUMPTASK_APPROVERS", "W0BOB", True),
+    ("DUMPTASK_APPROVERS", "S0LEADS", True),
+    ("DUMPTASK_APPROVERS", "C0INCIDENT", False),
+    ("DUMPTASK_APPROVERS", "s0leads", False),
+    ("DUMPTASK_APPROVERS", "U0BOB;U0CAROL", False),
+    ("DUMPTASK_APPROVERS", "oncall-leads", False),
+    ("DUMPTASK_ALLOWED_CHANNELS", "C0INCIDENT", True),
+    ("DUMPTASK_ALLOWED_CHANNELS", "G0PRIVATE", True),
+    ("DUMPTASK_ALLOWED_CHANNELS", "C0INCIDENT,G0PRIVATE", True),
+    ("DUMPTASK_ALLOWED_CHANNELS", "U0ALICE", False),
+    ("DUMPTASK_ALLOWED_CHANNELS", "S0LEADS", False),
+    ("DUMPTASK_ALLOWED_CHANNELS", "c0incident", False),
+    ("DUMPTASK_ALLOWED_CHANNELS", "#incident", False),
+    ("DIS_ENDPOINT", "https://dis.eu-de.otc.t-systems.com", True),
+    ("DIS_ENDPOINT", "https://dis.cn-north-4.myhuaweicloud.com/", True),
+    ("DIS_ENDPOINT", "http://127.0.0.1:8000", True),
+    ("DIS_ENDPOINT", "http://127.0.0.2:8000", True),
+    ("DIS_ENDPOINT", "http://localhost:9", True),
+    ("DIS_ENDPOINT", "http://LOCALHOST", True),
+    ("DIS_ENDPOINT", "http://[::1]:80", True),
+    ("DIS_ENDPOINT", "http://dis.eu-de.otc.t-systems.com", False),
+    ("DIS_ENDPOINT", "http://10.0.0.1", False),
+    ("DIS_ENDPOINT", "http://0.0.0.0:8000", False),
+    ("DIS_ENDPOINT", "http://localhost.example.com", False),
+    ("DIS_ENDPOINT", "http://127.0.0.1.nip.io", False),
+    ("DIS_ENDPOINT", "ftp://dis.example.com", False),
+    ("DIS_ENDPOINT", "dis.example.com", False),
+    ("DIS_ENDPOINT", "https://", False),
+    ("DIS_ENDPOINT", "https://dis.example.com/?x=1", False),
+    ("DIS_ENDPOINT", "https://dis.example.com/#frag", False),
+    ("DATABASE_URL", "sqlite:///dumptask.db", True),
+    ("DATABASE_URL", "sqlite+aiosqlite:///dumptask.db", True),
+    ("DATABASE_URL", "postgresql://bot@db/dumptask", True),
+    ("DATABASE_URL", "postgresql+psycopg://bot@db/dumptask", True),
+    ("DATABASE_URL", "postgres://bot@db/dumptask", True),
+    ("DATABASE_URL", "mysql://bot@db/dumptask", False),
+    ("DATABASE_URL", "http://db/dumptask", False),
+    ("DATABASE_URL", "dumptask.db", False),
+    ("DATABASE_URL", "", False),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "accepted"), VALIDATION_TABLE)
+def test_validation_table(monkeypatch, variable, value, accepted):
+    """Token prefixes, id shapes, endpoint and database schemes: accepted, or refused by name."""
+    if accepted:
+        set_env(monkeypatch, **{variable: value})
+        load_settings()
+        return
+    message = str(refusal(monkeypatch, **{variable: value}))
+    assert message.startswith((f"{variable}: ", f"{variable} is "))
+    assert "\n" not in message
+
+
+SECRETS = [
+    ("SLACK_BOT_TOKEN", "xoxp-1-2-hunter2secret"),
+    ("SLACK_BOT_TOKEN", "xapp-1-A1-hunter2secret"),
+    ("SLACK_BOT_TOKEN", "hunter2secret"),
+    ("SLACK_APP_TOKEN", "xoxb-1-2-hunter2secret"),
+    ("SLACK_APP_TOKEN", "hunter2secret"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), SECRETS)
+def test_refused_token_is_named_but_never_echoed(monkeypatch, variable, value):
+    """A refused token's variable is named; neither the token nor any part of it is shown."""
+    error = refusal(monkeypatch, **{variable: value})
+    assert str(error).startswith(variable)
+    assert "hunter2" not in str(error)
+    assert "hunter2" not in repr(error)
+    assert error.__cause__ is None
+    assert error.__suppress_context__

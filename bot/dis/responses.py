@@ -88,7 +88,11 @@ def error_from_response(response: httpx.Response) -> DisError:
         message = f"DIS answered HTTP {response.status_code} with an unreadable body" + (
             f": {snippet}" if snippet else ""
         )
-    gateway_refusal = bool(code) and str(code).startswith(("APIGW.", "APIG."))
+    # A 503 in the gateway's own shape means the gateway turned the call away. A 502 or 504 from
+    # it means it passed the call on and got a bad or late answer: DIS may have carried it out.
+    gateway_refusal = (
+        response.status_code == 503 and bool(code) and str(code).startswith(("APIGW.", "APIG."))
+    )
     return DisError(
         classify(response.status_code, str(code) if code else None),
         str(message)[:MAX_MESSAGE_CHARS],
@@ -96,8 +100,7 @@ def error_from_response(response: httpx.Response) -> DisError:
         code=str(code) if code else None,
         request_id=str(body_request_id or header_request_id or "") or None,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        # A 4xx is a refusal, by the gateway or by DIS; a 5xx is one only when the gateway says
-        # so in its own error shape (it turned the call away before it reached DIS).
+        # A 4xx is a refusal, by the gateway or by DIS; a 5xx is one only as a gateway 503.
         certainly_not_received=response.is_client_error or gateway_refusal,
     )
 

@@ -1,0 +1,271 @@
+"""Small, honest fakes of the service's collaborators, for fast tests without sockets or sleeps.
+
+Each fake does what the real thing promises and records what it was asked, so a test can both
+drive the service and see what it did:
+
+- ``FakeClock``: wall clock, monotonic clock and ``sleep`` in one, moved only by the test;
+- ``FakeDirectory``: user-group expansion from a dict of group id -> members;
+- ``FakeDis``: ``list_tasks`` and ``act`` over in-memory tasks, with injectable failures;
+- ``RecordingNotifier``: the ``Notifier`` Protocol, recording each call;
+- ``FakeStore``: the ``Store`` Protocol in memory, with the same conditional update as the
+  SQL store (version check) and a switch to lose the next update race;
+- ``FakeSlackClient``: the few Web API methods the Slack layer calls, recorded;
+
+and ``make_request``, a plain pending request to build on with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.audit import AuditEvent
+from bot.dis.models import ActionResult
+from bot.errors import DisError, DisErrorKind, StoreError
+from bot.lifecycle import Request, RequestedTask, RequestState
+from bot.vocabulary import DumpTask, TaskAction, TaskState
+
+START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+STREAM = "orders-stream"
+ARCHIVE = RequestedTask("9dSu1wfCytSk1aOLxvF", "orders-archive", TaskState.PAUSED)
+
+
+def make_request(request_id: str = "dt-test2345", *, minutes: float = 0, **changes: Any) -> Request:
+    """U0ALICE's pending request in C0INCIDENT to start orders-archive, ``minutes`` after START."""
+    made = START + timedelta(minutes=minutes)
+    expires = made + timedelta(minutes=15)
+    request = Request(
+        request_id, TaskAction.START, STREAM, (ARCHIVE,), "U0ALICE", "C0INCIDENT", made, expires, 1
+    )
+    return replace(request, **changes)
+
+
+class FakeClock:
+    """Wall time, monotonic time and ``sleep`` that move only when the test (or a sleep) says so."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+        self.elapsed = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        """Seconds since the clock was made, like ``time.monotonic``."""
+        return self.elapsed
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        self.now += timedelta(seconds=seconds)
+        self.elapsed += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Record the pause and move the clocks past it at once."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+class FakeDirectory:
+    """A ``Directory``: ids that name a group become its members, any other id stays as it is."""
+
+    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
+        self.groups = {group: frozenset(members) for group, members in groups.items()}
+        self.asked: list[tuple[str, ...]] = []
+
+    async def expand(self, ids: Iterable[str]) -> frozenset[str]:
+        """User ids stay; each group id is replaced by its members."""
+        wanted = tuple(ids)
+        self.asked.append(wanted)
+        members: set[str] = set()
+        for item in wanted:
+            members |= self.groups.get(item, {item})
+        return frozenset(members)
+
+
+@dataclass(frozen=True, slots=True)
+class ActCall:
+    """One batch call the service made."""
+
+    stream: str
+    action: TaskAction
+    task_ids: tuple[str, ...]
+
+
+class FakeDis:
+    """DIS in memory: ``list_tasks`` reads the tasks, ``act`` moves known ids to their target.
+
+    ``list_error`` and ``act_error``, when set, are raised by every such call until cleared. An
+    unknown stream is DIS.4301 and an unknown task id DIS.4354, as DIS answers.
+    """
+
+    def __init__(self, streams: Mapping[str, Sequence[DumpTask]]) -> None:
+        self.streams = {name: list(tasks) for name, tasks in streams.items()}
+        self.act_calls: list[ActCall] = []
+        self.list_calls: list[str] = []
+        self.list_error: DisError | None = None
+        self.act_error: DisError | None = None
+
+    async def list_tasks(self, stream: str) -> list[DumpTask]:
+        """The stream's tasks as they are now."""
+        self.list_calls.append(stream)
+        if self.list_error is not None:
+            raise self.list_error
+        return list(self._stream(stream))
+
+    async def act(self, stream: str, action: TaskAction, task_ids: Sequence[str]) -> ActionResult:
+        """Record the call; unless failing, move every named task to the action's target."""
+        self.act_calls.append(ActCall(stream, action, tuple(task_ids)))
+        if self.act_error is not None:
+            raise self.act_error
+        tasks = self._stream(stream)
+        known = {task.task_id for task in tasks}
+        if missing := [task_id for task_id in task_ids if task_id not in known]:
+            raise DisError(
+                DisErrorKind.USER,
+                f"The dump task does not exist: {missing[0]}",
+                status=400,
+                code="DIS.4354",
+                certainly_not_received=True,
+            )
+        self.streams[stream] = [
+            replace(task, state=action.target_state) if task.task_id in task_ids else task
+            for task in tasks
+        ]
+        return ActionResult(request_id=f"fake-dis-{len(self.act_calls)}")
+
+    def _stream(self, stream: str) -> list[DumpTask]:
+        if stream not in self.streams:
+            raise DisError(
+                DisErrorKind.USER,
+                "Stream does not exist.",
+                status=400,
+                code="DIS.4301",
+                certainly_not_received=True,
+            )
+        return self.streams[stream]
+
+
+class RecordingNotifier:
+    """A ``Notifier`` that only remembers what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Request]] = []
+
+    async def request_changed(self, request: Request) -> None:
+        """Remember the change."""
+        self.events.append(("request_changed", request))
+
+    async def outcome_ready(self, request: Request) -> None:
+        """Remember the outcome."""
+        self.events.append(("outcome_ready", request))
+
+
+class FakeStore:
+    """The ``Store`` Protocol in memory, settling races by version as the SQL store does.
+
+    ``lose_next_updates(n)`` makes the next ``n`` updates lose their race: another writer is
+    taken to have changed the row first (its version moves on, its content stays), so the update
+    returns ``None`` and the caller must read again.
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[str, Request] = {}
+        self.audit: list[AuditEvent] = []
+        self.lost_updates = 0
+        self._to_lose = 0
+
+    def lose_next_updates(self, count: int = 1) -> None:
+        """Make the next ``count`` updates lose to an unseen concurrent writer."""
+        self._to_lose += count
+
+    async def create(self, request: Request) -> None:
+        """Insert a new request at version 1; a request with the same id is an error."""
+        if request.id in self.requests:
+            raise StoreError(f"request {request.id} already exists")
+        self.requests[request.id] = replace(request, version=1)
+
+    async def get(self, request_id: str) -> Request | None:
+        """The stored request with its current version."""
+        return self.requests.get(request_id)
+
+    async def update(self, request: Request, expected_version: int) -> Request | None:
+        """Store ``request`` if the row is still at ``expected_version``; ``None`` if not."""
+        current = self.requests.get(request.id)
+        if current is None or current.version != expected_version:
+            return None
+        if self._to_lose:
+            self._to_lose -= 1
+            self.lost_updates += 1
+            self.requests[request.id] = replace(current, version=current.version + 1)
+            return None
+        stored = replace(request, version=expected_version + 1)
+        self.requests[request.id] = stored
+        return stored
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        """Append one event."""
+        self.audit.append(event)
+
+    async def audit_trail(self, request_id: str) -> list[AuditEvent]:
+        """A request's events in the order they were appended."""
+        return [event for event in self.audit if event.request_id == request_id]
+
+    async def pending_expired(self, now: datetime) -> list[Request]:
+        """Pending requests due at or before ``now``, earliest deadline first."""
+        due = [
+            request
+            for request in self.requests.values()
+            if request.state is RequestState.PENDING and request.expires_at <= now
+        ]
+        return sorted(due, key=lambda request: (request.expires_at, request.id))
+
+    async def executing(self) -> list[Request]:
+        """Approved requests without a recorded outcome, oldest first."""
+        running = [r for r in self.requests.values() if r.state is RequestState.EXECUTING]
+        return sorted(running, key=lambda request: (request.created_at, request.id))
+
+    async def recent_for(self, user_id: str, limit: int = 5) -> list[Request]:
+        """The newest ``limit`` requests of ``user_id``, newest first."""
+        mine = [r for r in self.requests.values() if r.requester == user_id]
+        mine.sort(key=lambda request: (request.created_at, request.id), reverse=True)
+        return mine[: max(limit, 0)]
+
+    async def ping(self) -> None:
+        """Always reachable."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class FakeSlackClient:
+    """The Web API methods the Slack layer calls, answered from memory and recorded.
+
+    ``groups`` answers ``usergroups.users.list``; ``chat.postMessage`` and ``chat.update``
+    answer ``ok`` with a fresh ``ts``.
+    """
+
+    def __init__(self, groups: Mapping[str, Iterable[str]] | None = None) -> None:
+        self.groups = {group: list(members) for group, members in (groups or {}).items()}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        """The arguments of every call to ``method``, oldest first."""
+        return [arguments for name, arguments in self.calls if name == method]
+
+    async def usergroups_users_list(self, **arguments: Any) -> dict[str, Any]:
+        """The members of ``usergroup``, as Slack lists them."""
+        self.calls.append(("usergroups.users.list", arguments))
+        return {"ok": True, "users": list(self.groups.get(arguments["usergroup"], []))}
+
+    async def chat_postMessage(self, **arguments: Any) -> dict[str, Any]:  # noqa: N802
+        """Accept a new message."""
+        self.calls.append(("chat.postMessage", arguments))
+        return {"ok": True, "channel": arguments["channel"], "ts": f"{len(self.calls)}.000100"}
+
+    async def chat_update(self, **arguments: Any) -> dict[str, Any]:
+        """Accept an edit of a message."""
+        self.calls.append(("chat.update", arguments))
+        return {"ok": True, "channel": arguments["channel"], "ts": arguments["ts"]}

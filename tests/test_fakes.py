@@ -1,0 +1,108 @@
+"""The fakes keep the promises of what they stand in for, so tests over them mean something.
+
+``FakeStore`` runs the same checks as the SQL store on a SQLite file; the other fakes are
+checked where their behaviour is not obvious from reading them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.errors import DisError, DisErrorKind, StoreError
+from bot.lifecycle import RequestState
+from bot.store import Store
+from bot.store.sql import open_store
+from bot.vocabulary import DumpTask, TaskAction, TaskState
+from tests.fakes import START, FakeClock, FakeDis, FakeStore, make_request
+
+TTL = timedelta(minutes=15)
+
+
+@pytest.fixture(params=["fake", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "fake":
+        yield FakeStore()
+        return
+    opened = await open_store(f"sqlite:///{tmp_path}/store.db")
+    yield opened
+    await opened.close()
+
+
+async def test_created_request_is_at_version_one_and_unique(store: Store) -> None:
+    """A new request reads back at version 1; creating it twice is a StoreError."""
+    await store.create(make_request("dt-a"))
+    stored = await store.get("dt-a")
+    assert stored is not None
+    assert (stored.id, stored.version, stored.state) == ("dt-a", 1, RequestState.PENDING)
+    with pytest.raises(StoreError):
+        await store.create(make_request("dt-a"))
+    assert await store.get("dt-unknown") is None
+
+
+async def test_update_is_conditional_on_the_version(store: Store) -> None:
+    """The current version wins once and moves on; a stale version changes nothing."""
+    await store.create(make_request("dt-a"))
+    current = await store.get("dt-a")
+    assert current is not None
+    cancelled = replace(current, state=RequestState.CANCELLED)
+    won = await store.update(cancelled, 1)
+    assert won is not None
+    assert won.version == 2
+    assert await store.update(replace(current, state=RequestState.EXPIRED), 1) is None
+    stored = await store.get("dt-a")
+    assert stored is not None
+    assert (stored.state, stored.version) == (RequestState.CANCELLED, 2)
+    assert await store.update(make_request("dt-unknown"), 1) is None
+
+
+async def test_queries_order_their_answers(store: Store) -> None:
+    """Expired, executing and recent requests come back in the documented orders."""
+    await store.create(make_request("dt-b", minutes=1))
+    await store.create(make_request("dt-a", minutes=0))
+    await store.create(make_request("dt-c", minutes=2, state=RequestState.EXECUTING))
+    await store.create(make_request("dt-d", minutes=3, requester="U0BOB"))
+    due = START + timedelta(minutes=1) + TTL
+    assert [r.id for r in await store.pending_expired(due)] == ["dt-a", "dt-b"]
+    assert [r.id for r in await store.executing()] == ["dt-c"]
+    assert [r.id for r in await store.recent_for("U0ALICE", limit=2)] == ["dt-c", "dt-b"]
+
+
+async def test_fake_store_can_lose_the_next_update_race() -> None:
+    """A lost race returns None and leaves a newer version behind, as another writer would."""
+    store = FakeStore()
+    await store.create(make_request("dt-a"))
+    current = await store.get("dt-a")
+    assert current is not None
+    store.lose_next_updates()
+    assert await store.update(replace(current, state=RequestState.CANCELLED), 1) is None
+    reread = await store.get("dt-a")
+    assert reread is not None
+    assert (reread.state, reread.version) == (RequestState.PENDING, 2)
+    assert await store.update(replace(reread, state=RequestState.CANCELLED), 2) is not None
+
+
+async def test_fake_dis_moves_tasks_and_answers_like_dis() -> None:
+    """FakeDis.act moves named tasks to the target; unknown streams and tasks get DIS's user errors."""
+    task = DumpTask("id-1", "one", TaskState.PAUSED, "OBS", None, None)
+    dis = FakeDis({"orders-stream": [task]})
+    await dis.act("orders-stream", TaskAction.START, ["id-1"])
+    assert [t.state for t in await dis.list_tasks("orders-stream")] == [TaskState.RUNNING]
+    for call, code in (
+        (lambda: dis.list_tasks("no-stream"), "DIS.4301"),
+        (lambda: dis.act("orders-stream", TaskAction.STOP, ["id-2"]), "DIS.4354"),
+    ):
+        with pytest.raises(DisError) as caught:
+            await call()
+        assert (caught.value.kind, caught.value.code) == (DisErrorKind.USER, code)
+
+
+async def test_fake_clock_sleeps_without_waiting() -> None:
+    """A sleep moves wall and monotonic time by its length, at once."""
+    clock = FakeClock()
+    await clock.sleep(2.5)
+    assert (clock() - START, clock.monotonic(), clock.slept) == (timedelta(seconds=2.5), 2.5, [2.5])
