@@ -24,6 +24,7 @@ from typing import Any
 from bot.audit import AuditEvent
 from bot.dis.models import ActionResult
 from bot.errors import DisError, DisErrorKind, StoreError
+from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestedTask, RequestState
 from bot.vocabulary import DumpTask, TaskAction, TaskState
 
@@ -158,9 +159,18 @@ class RecordingNotifier:
         """Remember the change."""
         self.events.append(("request_changed", request))
 
-    async def outcome_ready(self, request: Request) -> None:
-        """Remember the outcome."""
-        self.events.append(("outcome_ready", request))
+    async def reading_back(self, request: Request) -> None:
+        """Remember the note that the bot is reading back after an interruption."""
+        self.events.append(("reading_back", request))
+
+    async def deliver(self, request: Request) -> str:
+        """Remember the delivered request; it always gets through (by thread)."""
+        self.events.append(("deliver", request))
+        return "thread"
+
+    def kinds(self) -> list[str]:
+        """What was shown, in order."""
+        return [kind for kind, _ in self.events]
 
 
 class FakeStore:
@@ -174,6 +184,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.requests: dict[str, Request] = {}
         self.audit: list[AuditEvent] = []
+        self.jobs: dict[str, Job] = {}
         self.lost_updates = 0
         self._to_lose = 0
 
@@ -191,8 +202,27 @@ class FakeStore:
         """The stored request with its current version."""
         return self.requests.get(request_id)
 
-    async def update(self, request: Request, expected_version: int) -> Request | None:
-        """Store ``request`` if the row is still at ``expected_version``; ``None`` if not."""
+    async def update(
+        self,
+        request: Request,
+        expected_version: int,
+        *,
+        lease: Lease | None = None,
+        lease_now: datetime | None = None,
+        lease_until: datetime | None = None,
+        enqueue: Sequence[Job] = (),
+        now: datetime | None = None,
+    ) -> Request | None:
+        """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
+
+        Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
+        are created only when the update wins.
+        """
+        if lease is not None:
+            assert lease_now is not None
+            assert lease_until is not None
+            if not self._renew(lease, lease_now, lease_until):
+                raise LeaseLostError(f"lost the lease on {lease.job_id}")
         current = self.requests.get(request.id)
         if current is None or current.version != expected_version:
             return None
@@ -203,6 +233,8 @@ class FakeStore:
             return None
         stored = replace(request, version=expected_version + 1)
         self.requests[request.id] = stored
+        for job in enqueue:
+            self.jobs.setdefault(job.id, job)
         return stored
 
     async def append_audit(self, event: AuditEvent) -> None:
@@ -232,6 +264,92 @@ class FakeStore:
         mine = [r for r in self.requests.values() if r.requester == user_id]
         mine.sort(key=lambda request: (request.created_at, request.id), reverse=True)
         return mine[: max(limit, 0)]
+
+    async def enqueue(self, job: Job, now: datetime) -> bool:
+        """Create ``job`` unless its id exists."""
+        del now
+        if job.id in self.jobs:
+            return False
+        self.jobs[job.id] = job
+        return True
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """One job."""
+        return self.jobs.get(job_id)
+
+    async def jobs_of(self, request_id: str) -> list[Job]:
+        """A request's jobs."""
+        return [job for job in self.jobs.values() if job.request_id == request_id]
+
+    async def claim_due(
+        self,
+        owner: str,
+        *,
+        due_by: datetime,
+        lease_now: datetime,
+        lease_until: datetime,
+        limit: int,
+        skip: Sequence[str] = (),
+    ) -> list[Job]:
+        """Lease due jobs whose lease is free, oldest due first."""
+        free = [
+            job
+            for job in sorted(self.jobs.values(), key=lambda job: (job.due_at, job.id))
+            if job.state is JobState.QUEUED
+            and job.due_at <= due_by
+            and (job.lease_expires_at is None or job.lease_expires_at <= lease_now)
+            and job.id not in skip
+        ][: max(limit, 0)]
+        claimed = []
+        for job in free:
+            taken = replace(
+                job, owner=owner, lease_expires_at=lease_until, attempts=job.attempts + 1
+            )
+            self.jobs[job.id] = taken
+            claimed.append(taken)
+        return claimed
+
+    def _renew(self, lease: Lease, now: datetime, until: datetime) -> bool:
+        job = self.jobs.get(lease.job_id)
+        if job is None or job.owner != lease.owner or job.state is not JobState.QUEUED:
+            return False
+        if job.lease_expires_at is None or job.lease_expires_at <= now:
+            return False
+        self.jobs[job.id] = replace(job, lease_expires_at=until)
+        return True
+
+    async def renew(self, lease: Lease, now: datetime, until: datetime) -> bool:
+        """Extend a live lease."""
+        return self._renew(lease, now, until)
+
+    async def release(self, lease: Lease) -> None:
+        """Give a job up at once."""
+        job = self.jobs.get(lease.job_id)
+        if job is not None and job.owner == lease.owner:
+            self.jobs[job.id] = replace(job, lease_expires_at=None)
+
+    async def settle_job(
+        self,
+        lease: Lease,
+        state: JobState,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End the owner's attempt."""
+        del now
+        job = self.jobs.get(lease.job_id)
+        if job is None or job.owner != lease.owner or job.state is not JobState.QUEUED:
+            return False
+        self.jobs[job.id] = replace(
+            job,
+            state=state,
+            owner=None,
+            lease_expires_at=retry_at if state is JobState.QUEUED else None,
+            last_error=error,
+        )
+        return True
 
     async def ping(self) -> None:
         """Always reachable."""

@@ -34,15 +34,8 @@ from tests.conftest import BOT_TOKEN, DIS_AK, DIS_SK, PROJECT, SIGNING_SECRET
 
 T = TypeVar("T")
 
-PG_BIN = (
-    Path("/usr/lib/postgresql")
-    / (
-        sorted(os.listdir("/usr/lib/postgresql"))[-1]
-        if Path("/usr/lib/postgresql").exists()
-        else "15"
-    )
-    / "bin"
-)
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+PG_BIN = max(POSTGRES_LIB.iterdir()) / "bin" if POSTGRES_LIB.exists() else POSTGRES_LIB / "15/bin"
 
 
 def free_port() -> int:

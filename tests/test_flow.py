@@ -486,7 +486,10 @@ def test_execution_abandoned_by_a_crash_is_finished_by_reading_back(start_bot, s
     eventually(
         lambda: "succeeded" in card_text(slack, INCIDENT, card.ts).lower(), what="final card"
     )
-    reply = slack.thread(INCIDENT, card.ts)[-1]
+    reply = eventually(
+        lambda: next((m for m in slack.thread(INCIDENT, card.ts) if "Result" in m.text), None),
+        what="the outcome reply",
+    )
     assert "interrupted" in reply.text
     assert "RUNNING" in reply.text
     assert not dis.action_calls()
