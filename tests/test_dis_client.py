@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from bot.dis.retry import RetryPolicy
 from bot.dis.signing import AkSkAuth, Credentials
 from bot.errors import DisError, DisErrorKind
 from bot.sim.dis import Credential, DisStandIn, Fault, TaskSpec
-from bot.vocabulary import TaskAction, TaskState
+from bot.vocabulary import TaskAction, TaskState, safe_pause_window
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK, SK, TOKEN = "TESTAK", "TESTSKSECRETVALUE", "TESTSECURITYTOKENVALUE"
@@ -66,11 +67,14 @@ def make_client(
     total: float = 30.0,
     sleep: FakeSleep | None = None,
     clock=None,
+    signing_clock=None,
 ) -> tuple[DisClient, httpx.AsyncClient]:
     credentials = Credentials(access_key, SecretStr(secret), SecretStr(token) if token else None)
     http = httpx.AsyncClient(
         base_url=dis.url,
-        auth=AkSkAuth(credentials),
+        auth=AkSkAuth(credentials)
+        if signing_clock is None
+        else AkSkAuth(credentials, signing_clock),
         headers={"Content-Type": "application/json", "X-Project-Id": PROJECT},
         timeout=timeout,
     )
@@ -327,13 +331,24 @@ async def test_timeout_fires_and_is_reported(dis):
     assert "did not answer in time" in caught.value.message
 
 
-async def test_malformed_success_body_is_transient(dis):
-    """A 200 whose body is not JSON is reported (and retried) as transient, never parsed."""
-    dis.inject(Fault.malformed(fraction=1.0))
+@pytest.mark.parametrize(
+    ("fault", "call"),
+    [
+        (Fault.malformed(fraction=1.0), lambda client: client.list_tasks(STREAM)),
+        (
+            Fault.status(200, body=b'{"retention_period": "a day"}', fraction=1.0),
+            lambda client: client.describe_stream(STREAM),
+        ),
+    ],
+    ids=["not JSON", "retention not a number"],
+)
+async def test_malformed_success_body_is_transient(dis, fault, call):
+    """A 200 whose body is not the documented JSON is reported (and retried) as transient."""
+    dis.inject(fault)
     client, http = make_client(dis, attempts=2)
     async with http:
         with pytest.raises(DisError) as caught:
-            await client.list_tasks(STREAM)
+            await call(client)
     assert caught.value.kind is DisErrorKind.TRANSIENT
     assert len(dis.calls) == 2
 
@@ -419,3 +434,199 @@ async def test_act_is_retried_only_when_dis_certainly_never_got_it(
             assert caught.value.certainly_not_received is (raised is not TRANSIENT)
     assert [call.status for call in dis.calls if call.method == "POST"] == statuses
     assert sleep.delays == delays
+
+
+# Stream details and task details: what the retention guard reads.
+
+
+def _at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+
+
+async def test_describe_stream_returns_its_retention_and_partitions(dis):
+    """The stream details give the retention in hours, the status and the partition count."""
+    dis.add_stream("clicks-stream", retention_period=72, partition_count=3)
+    client, http = make_client(dis)
+    async with http:
+        stream = await client.describe_stream("clicks-stream")
+    assert (stream.name, stream.retention_hours, stream.partition_count) == ("clicks-stream", 72, 3)
+    assert stream.status == "RUNNING"
+    assert (stream.stream_type, stream.data_type) == ("COMMON", "BLOB")
+    assert stream.stream_id == dis.stream("clicks-stream").stream_id
+    assert stream.created_at is not None
+    assert stream.created_at.tzinfo is not None
+    assert dis.calls[0].path == f"/v2/{PROJECT}/streams/clicks-stream"
+
+
+async def test_describe_stream_is_signed_with_the_project_header(dis):
+    """The stream-details call is signed like every other call, the project id included."""
+    client, http = make_client(dis)
+    async with http:
+        stream = await client.describe_stream(STREAM)
+    assert stream.retention_hours == 24
+    [call] = dis.calls
+    assert call.status == 200
+    assert "x-project-id" in call.headers["authorization"]
+
+
+async def test_task_details_give_each_partition_its_last_transfer(dis):
+    """Task details carry each partition's id, state, last transfer time and offset."""
+    spec = TaskSpec(
+        "clicks-to-obs",
+        TaskState.PAUSED,
+        task_id="Xb7Nf2QsLd9Tg4Wc1Pz",
+        partition_transfer_timestamps=(1720396800000, 1720393200000),
+    )
+    dis.add_stream("clicks-stream", [spec], partition_count=2)
+    client, http = make_client(dis)
+    async with http:
+        details = await client.describe_task_details("clicks-stream", "clicks-to-obs")
+    assert (details.task.task_id, details.task.name) == ("Xb7Nf2QsLd9Tg4Wc1Pz", "clicks-to-obs")
+    assert details.task.state is TaskState.PAUSED
+    assert details.task.last_transfer_at == _at(1720396800000)
+    assert [
+        (p.partition_id, p.state, p.last_transfer_at, p.last_transfer_offset)
+        for p in details.partitions
+    ] == [
+        ("shardId-0000000000", TaskState.PAUSED, _at(1720396800000), 0),
+        ("shardId-0000000001", TaskState.PAUSED, _at(1720393200000), 0),
+    ]
+    assert details.oldest_transfer_at == _at(1720393200000)
+
+
+async def test_a_paused_tasks_safe_window_shrinks_as_time_passes():
+    """Over the stand-in, a task paused five hours ago on a 24-hour stream has 19 hours left."""
+    wall = [datetime.now(UTC).replace(microsecond=0)]
+    spec = TaskSpec("orders-to-obs", TaskState.RUNNING, task_id="As805BudhcH1lDs6gbn")
+    stand_in = DisStandIn(
+        project_id=PROJECT,
+        credentials=[Credential(AK, SK)],
+        streams={STREAM: [spec]},
+        wall_clock=lambda: wall[0],
+    )
+    with stand_in:
+        client, http = make_client(stand_in, signing_clock=lambda: wall[0])
+        async with http:
+            await client.act(STREAM, TaskAction.STOP, ["As805BudhcH1lDs6gbn"])
+            paused_at = wall[0]
+            wall[0] += timedelta(hours=5)
+            stream = await client.describe_stream(STREAM)
+            details = await client.describe_task_details(STREAM, "orders-to-obs")
+    assert details.oldest_transfer_at == paused_at
+    window = safe_pause_window(stream.retention_hours, details.oldest_transfer_at, wall[0])
+    assert window == timedelta(hours=19)
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda client: client.describe_stream("no-such-stream"), "/streams/no-such-stream"),
+        (
+            lambda client: client.describe_task_details("no-such-stream", "orders-to-obs"),
+            "/streams/no-such-stream/transfer-tasks/orders-to-obs",
+        ),
+    ],
+    ids=["stream details", "task details"],
+)
+async def test_details_of_an_unknown_stream_are_dis_4301(dis, call, path):
+    """Both detail calls on a stream that does not exist fail once with DIS.4301, a user error."""
+    client, http = make_client(dis)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await call(client)
+    assert (caught.value.kind, caught.value.code, caught.value.status) == (
+        DisErrorKind.USER,
+        "DIS.4301",
+        400,
+    )
+    [only] = dis.calls
+    assert only.path.endswith(path)
+    assert caught.value.request_id == only.request_id
+
+
+async def test_details_of_an_unknown_task_are_dis_4354(dis):
+    """Task details of a name the stream does not have fail once with DIS.4354, a user error."""
+    client, http = make_client(dis)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.describe_task_details(STREAM, "no-such-task")
+    assert (caught.value.kind, caught.value.code) == (DisErrorKind.USER, "DIS.4354")
+    assert "no-such-task" in caught.value.message
+    assert caught.value.request_id == dis.calls[-1].request_id
+    assert len(dis.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.describe_stream(STREAM),
+        lambda client: client.describe_task_details(STREAM, "orders-archive"),
+    ],
+    ids=["stream details", "task details"],
+)
+async def test_detail_calls_are_retried_on_5xx(dis, call):
+    """Two 503s then success: both detail calls are tried three times, backing off, and succeed."""
+    dis.inject(Fault.status(503, count=2))
+    sleep = FakeSleep()
+    client, http = make_client(dis, sleep=sleep)
+    async with http:
+        await call(client)
+    assert [c.status for c in dis.calls] == [503, 503, 200]
+    assert sleep.delays == [0.5, 1.0]
+
+
+def _answer(body: dict[str, object]) -> Fault:
+    """One 200 answer with this JSON instead of the stand-in's own."""
+    return Fault.status(200, body=json.dumps(body).encode(), count=1)
+
+
+async def test_a_stream_without_retention_or_counts_is_still_read(dis):
+    """A stream answer lacking its name, retention and counts still gives the stream's details."""
+    dis.inject(
+        _answer(
+            {
+                "status": "RUNNING",
+                "partitions": [
+                    {"partition_id": "shardId-0000000000", "status": "ACTIVE"},
+                    {"partition_id": "shardId-0000000001", "status": "DELETED"},
+                    {"partition_id": "shardId-0000000002", "status": "ACTIVE"},
+                ],
+                "has_more_partitions": False,
+            }
+        )
+    )
+    client, http = make_client(dis)
+    async with http:
+        stream = await client.describe_stream(STREAM)
+    assert (stream.retention_hours, stream.partition_count, stream.created_at) == (None, 2, None)
+    assert (stream.name, stream.stream_id) == (STREAM, None), "the name asked for is kept"
+
+
+async def test_task_details_without_partitions_fall_back_to_the_task_time(dis):
+    """A details answer with no partitions gives none, and the task's own time is the oldest."""
+    dis.inject(
+        _answer(
+            {
+                "task_id": "9dSu1wfCytSk1aOLxvF",
+                "task_name": "orders-archive",
+                "state": "PAUSED",
+                "last_transfer_timestamp": 1719830400000,
+            }
+        )
+    )
+    client, http = make_client(dis)
+    async with http:
+        details = await client.describe_task_details(STREAM, "orders-archive")
+    assert details.partitions == ()
+    assert details.oldest_transfer_at == _at(1719830400000)
+
+
+async def test_task_details_without_a_task_id_are_a_bug(dis):
+    """A details answer without task_id is reported as a bug, like describe_task does."""
+    dis.inject(_answer({"task_name": "orders-archive", "state": "PAUSED"}))
+    client, http = make_client(dis)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.describe_task_details(STREAM, "orders-archive")
+    assert caught.value.kind is DisErrorKind.BUG
+    assert len(dis.calls) == 1

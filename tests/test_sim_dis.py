@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -17,7 +18,15 @@ import pytest
 from pydantic import SecretStr
 
 from bot.dis.signing import AkSkAuth, Credentials, sign
-from bot.sim.dis import SAMPLE_DATA, Credential, DisStandIn, Fault, TaskSpec, TaskState
+from bot.sim.dis import (
+    SAMPLE_DATA,
+    Credential,
+    DisStandIn,
+    Fault,
+    StreamSpec,
+    TaskSpec,
+    TaskState,
+)
 from bot.sim.dis_auth import SignatureRejectedError, WireRequest, verify
 from bot.sim.dis_data import DataFileError, parse_data
 
@@ -25,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK, SK = "TESTAK", "TESTSK"
 STREAM = "orders-stream"
-BASE = f"/v2/{PROJECT}/streams/{STREAM}/transfer-tasks"
+STREAM_PATH = f"/v2/{PROJECT}/streams/{STREAM}"
+BASE = f"{STREAM_PATH}/transfer-tasks"
 RUNNING_ID = "As805BudhcH1lDs6gbn"
 PAUSED_ID = "9dSu1wfCytSk1aOLxvF"
 ERROR_ID = "Kq3ZtV8mYw2Lp0Rc7Hd"
@@ -163,13 +173,13 @@ def test_list_returns_every_task_with_the_quota(client: httpx.Client) -> None:
     body = response.json()
     assert body["total_number"] == 4
     assert body["quota"] == 5
-    assert body["tasks"][0] == {
-        "task_id": RUNNING_ID,
-        "task_name": "orders-to-obs",
+    assert body["tasks"][1] == {
+        "task_id": PAUSED_ID,
+        "task_name": "orders-archive",
         "destination_type": "OBS",
-        "state": "RUNNING",
-        "create_time": 1,
-        "last_transfer_timestamp": 2,
+        "state": "PAUSED",
+        "create_time": 3,
+        "last_transfer_timestamp": 4,
     }
 
 
@@ -388,6 +398,8 @@ def test_another_project_id_is_dis_4117(client: httpx.Client) -> None:
         ("DELETE", f"{BASE}/orders-archive"),
         ("PUT", f"{BASE}/action"),
         ("GET", f"{BASE}/"),
+        ("DELETE", STREAM_PATH),
+        ("GET", f"{STREAM_PATH}/partitions"),
     ],
 )
 def test_an_unknown_api_is_apigw_0101(client: httpx.Client, method: str, path: str) -> None:
@@ -399,6 +411,223 @@ def test_an_unknown_api_is_apigw_0101(client: httpx.Client, method: str, path: s
         "error_msg": "The API does not exist or has not been published in the environment",
         "request_id": response.headers["X-Request-Id"],
     }
+
+
+def test_stream_details_of_an_unknown_stream_is_dis_4301(client: httpx.Client) -> None:
+    """Asking for the details of a stream that does not exist answers 400 DIS.4301."""
+    response = client.get(f"/v2/{PROJECT}/streams/no-such-stream")
+    assert response.status_code == 400
+    assert response.json() == {
+        "errorCode": "DIS.4301",
+        "message": "The stream does not exist. [no-such-stream]",
+    }
+
+
+def test_stream_details_need_a_valid_signature(dis: DisStandIn) -> None:
+    """The stream-details call is refused with 401 APIGW.0301 when wrongly signed."""
+    with _client(dis, Credentials(AK, SecretStr("WRONG"))) as client:
+        response = client.get(STREAM_PATH)
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "APIGW.0301"
+
+
+# Stream details and per-partition progress.
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _partitions(client: httpx.Client, task: str) -> list[dict[str, object]]:
+    response = client.get(f"{BASE}/{task}")
+    assert response.status_code == 200
+    partitions: list[dict[str, object]] = response.json()["partitions"]
+    return partitions
+
+
+@pytest.fixture
+def wall() -> FakeWallClock:
+    return FakeWallClock()
+
+
+@pytest.fixture
+def timed(clock: FakeClock, wall: FakeWallClock) -> Iterator[httpx.Client]:
+    """A client of a stand-in whose wall clock the test moves by hand."""
+    with _stand_in(clock, wall_clock=wall) as dis, _client(dis, clock=wall) as client:
+        yield client
+
+
+def test_stream_details_report_a_24_hour_retention_by_default(timed: httpx.Client) -> None:
+    """A stream configured without a retention keeps data 24 hours, in one partition."""
+    response = timed.get(STREAM_PATH)
+    assert response.status_code == 200
+    body = response.json()
+    assert re.fullmatch(r"[A-Za-z0-9]{19}", body.pop("stream_id"))
+    assert isinstance(body.pop("create_time"), int)
+    assert isinstance(body.pop("last_modified_time"), int)
+    assert body == {
+        "stream_name": STREAM,
+        "retention_period": 24,
+        "status": "RUNNING",
+        "stream_type": "COMMON",
+        "data_type": "BLOB",
+        "writable_partition_count": 1,
+        "readable_partition_count": 1,
+        "tags": [],
+        "auto_scale_enabled": False,
+        "auto_scale_min_partition_count": 0,
+        "auto_scale_max_partition_count": 0,
+        "partitions": [
+            {
+                "status": "ACTIVE",
+                "partition_id": "shardId-0000000000",
+                "hash_range": "[0 : 9223372036854775807]",
+                "sequence_number_range": "[0 : 0]",
+            }
+        ],
+        "has_more_partitions": False,
+    }
+
+
+def test_retention_and_partition_count_are_configurable(
+    dis: DisStandIn, client: httpx.Client
+) -> None:
+    """A stream's retention and partitions are as configured, the hash ranges covering all keys."""
+    dis.add_stream("clicks-stream", retention_period=72, partition_count=3)
+    body = client.get(f"/v2/{PROJECT}/streams/clicks-stream").json()
+    assert (body["retention_period"], body["writable_partition_count"]) == (72, 3)
+    ids = [partition["partition_id"] for partition in body["partitions"]]
+    assert ids == ["shardId-0000000000", "shardId-0000000001", "shardId-0000000002"]
+    bounds = [
+        tuple(int(value) for value in partition["hash_range"].strip("[]").split(" : "))
+        for partition in body["partitions"]
+    ]
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == 2**63 - 1
+    assert all(left[1] + 1 == right[0] for left, right in itertools.pairwise(bounds))
+    assert dis.stream("clicks-stream").retention_period == 72
+
+
+def test_a_stream_spec_configures_the_constructor(clock: FakeClock) -> None:
+    """Passing a StreamSpec instead of a task list sets retention and partitions at start-up."""
+    spec = StreamSpec((TaskSpec("orders-to-obs"),), retention_period=48, partition_count=2)
+    dis = DisStandIn(project_id=PROJECT, credentials=[], streams={STREAM: spec}, clock=clock)
+    view = dis.stream(STREAM)
+    assert (view.retention_period, view.partition_count) == (48, 2)
+    assert len(dis.task(STREAM, "orders-to-obs").partitions) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"retention_period": 0}, "retention_period"),
+        ({"partition_count": 0}, "partition_count"),
+        ({"partition_count": 101}, "partition_count"),
+    ],
+)
+def test_nonsense_stream_settings_are_refused(
+    dis: DisStandIn, settings: dict[str, int], message: str
+) -> None:
+    """A retention under an hour or a partition count outside 1-100 raises ValueError."""
+    with pytest.raises(ValueError, match=message):
+        dis.add_stream("bad-stream", **settings)
+
+
+def test_task_details_list_each_partition_progress(client: httpx.Client) -> None:
+    """Describing a task lists its partitions with state, last transfer time and offset."""
+    assert _partitions(client, "orders-archive") == [
+        {
+            "partitionId": "shardId-0000000000",
+            "discard": 0,
+            "state": "PAUSED",
+            "last_transfer_timestamp": 4,
+            "last_transfer_offset": 0,
+        }
+    ]
+
+
+def test_partitions_can_start_at_their_own_transfer_times(
+    dis: DisStandIn, client: httpx.Client
+) -> None:
+    """Per-partition transfer times are reported as given; the task's own time is the latest."""
+    spec = TaskSpec("clicks-to-obs", partition_transfer_timestamps=(5000, 3000))
+    dis.add_stream("clicks-stream", [spec], partition_count=2)
+    task = client.get(f"/v2/{PROJECT}/streams/clicks-stream/transfer-tasks/clicks-to-obs").json()
+    assert [p["last_transfer_timestamp"] for p in task["partitions"]] == [5000, 3000]
+    assert task["last_transfer_timestamp"] == 5000
+
+
+def test_partition_times_must_match_the_partition_count(dis: DisStandIn) -> None:
+    """Giving two partition transfer times for a one-partition stream raises ValueError."""
+    spec = TaskSpec("clicks-to-obs", partition_transfer_timestamps=(1, 2))
+    with pytest.raises(ValueError, match="2 partition transfer times for 1 partitions"):
+        dis.add_stream("clicks-stream", [spec])
+
+
+def test_a_running_task_dumps_up_to_the_wall_clock(
+    timed: httpx.Client, wall: FakeWallClock
+) -> None:
+    """A RUNNING task's partitions report the wall clock as their last transfer, offsets growing."""
+    first = _partitions(timed, "orders-to-obs")[0]
+    wall.advance(60)
+    later = _partitions(timed, "orders-to-obs")[0]
+    assert first["last_transfer_timestamp"] == _ms(wall.now) - 60_000
+    assert later["last_transfer_timestamp"] == _ms(wall.now)
+    assert later["last_transfer_offset"] == first["last_transfer_offset"] + 60
+    listed = {task["task_name"]: task for task in timed.get(BASE).json()["tasks"]}
+    assert listed["orders-to-obs"]["last_transfer_timestamp"] == _ms(wall.now)
+
+
+def test_a_paused_task_keeps_its_transfer_time(timed: httpx.Client, wall: FakeWallClock) -> None:
+    """A PAUSED task's partitions keep their last transfer time however far the clock moves."""
+    wall.advance(7200)
+    assert _partitions(timed, "orders-archive")[0]["last_transfer_timestamp"] == 4
+
+
+@pytest.mark.parametrize("read_after", [1, 100], ids=["read at once", "read late"])
+def test_a_stopped_task_keeps_the_time_its_pause_took_effect(
+    timed: httpx.Client, clock: FakeClock, wall: FakeWallClock, read_after: int
+) -> None:
+    """A stopped task dumps until the 1 s stop delay ends, however late it is read, then stays."""
+    timed.post(f"{BASE}/action", json=_action("stop", RUNNING_ID))
+    paused_at = _ms(wall.now) + 1000
+    clock.advance(read_after)
+    wall.advance(read_after)
+    [partition] = _partitions(timed, "orders-to-obs")
+    assert (partition["state"], partition["last_transfer_timestamp"]) == ("PAUSED", paused_at)
+    wall.advance(600)
+    assert _partitions(timed, "orders-to-obs")[0]["last_transfer_timestamp"] == paused_at
+
+
+def test_a_restarted_task_follows_the_clock_again(
+    timed: httpx.Client, clock: FakeClock, wall: FakeWallClock
+) -> None:
+    """A paused task started again dumps up to the wall clock once it is RUNNING."""
+    timed.post(f"{BASE}/action", json=_action("start", PAUSED_ID))
+    clock.advance(2)
+    wall.advance(30)
+    assert _partitions(timed, "orders-archive")[0]["last_transfer_timestamp"] == _ms(wall.now)
+
+
+def test_forcing_a_running_task_to_pause_freezes_its_time(
+    wall: FakeWallClock, clock: FakeClock
+) -> None:
+    """set_state pauses a RUNNING task at the current wall time."""
+    with _stand_in(clock, wall_clock=wall) as timed_dis:
+        timed_dis.set_state(STREAM, RUNNING_ID, TaskState.PAUSED)
+        paused_at = _ms(wall.now)
+        wall.advance(600)
+        [partition] = timed_dis.task(STREAM, RUNNING_ID).partitions
+    assert partition.last_transfer_timestamp == paused_at
+
+
+def test_stream_sequence_ranges_end_at_the_newest_dumped_offset(
+    timed: httpx.Client, wall: FakeWallClock
+) -> None:
+    """A stream partition's sequence range reaches at least the offset its tasks have dumped."""
+    wall.advance(90)
+    [partition] = timed.get(STREAM_PATH).json()["partitions"]
+    assert partition["sequence_number_range"] == "[0 : 90]"
 
 
 # Signature verification.
@@ -816,6 +1045,19 @@ def test_the_sample_file_loads_and_serves(clock: FakeClock) -> None:
     assert dis.project_id == PROJECT
     assert [task["state"] for task in response.json()["tasks"]] == ["RUNNING", "PAUSED", "ERROR"]
     assert dis.task(STREAM, "orders-to-obs").task_id == "As805BudhcH1lDs6gbn"
+    assert dis.stream(STREAM).retention_period == 24
+    clicks = dis.stream("clicks-stream")
+    assert (clicks.retention_period, clicks.partition_count) == (72, 2)
+    times = [
+        p.last_transfer_timestamp for p in dis.task("clicks-stream", "clicks-to-obs").partitions
+    ]
+    assert times == [1720396800000, 1720393200000]
+
+
+def test_a_data_file_stream_without_retention_keeps_24_hours() -> None:
+    """A data-file stream that names no retention or partition count gets 24 hours, 1 partition."""
+    data = parse_data({"project_id": PROJECT, "credentials": [], "streams": {"s": {"tasks": []}}})
+    assert (data.streams["s"].retention_period, data.streams["s"].partition_count) == (24, 1)
 
 
 def test_a_data_file_with_six_tasks_is_refused(tmp_path: Path) -> None:
@@ -844,6 +1086,24 @@ def test_a_data_file_with_six_tasks_is_refused(tmp_path: Path) -> None:
                 "streams": {"s": {"tasks": [{"task_name": "t", "state": "ON"}]}},
             },
             r"streams.s.tasks\[0\].state",
+        ),
+        (
+            {
+                "project_id": PROJECT,
+                "credentials": [],
+                "streams": {"s": {"tasks": [], "retention_period": "24"}},
+            },
+            "streams.s.retention_period: expected an integer",
+        ),
+        (
+            {
+                "project_id": PROJECT,
+                "credentials": [],
+                "streams": {
+                    "s": {"tasks": [{"task_name": "t", "partition_transfer_timestamps": [1, "2"]}]}
+                },
+            },
+            r"streams.s.tasks\[0\].partition_transfer_timestamps\[1\]",
         ),
     ],
 )

@@ -18,19 +18,25 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from bot.dis.models import ActionResult, TaskListPayload, TaskPayload
+from bot.dis.models import (
+    ActionResult,
+    StreamPayload,
+    TaskDetailsPayload,
+    TaskListPayload,
+    TaskPayload,
+)
 from bot.dis.responses import error_from_response, malformed_body_error
 from bot.dis.retry import RetryPolicy, call_with_retries
 from bot.dis.signing import AkSkAuth, Credentials
 from bot.errors import DisError, DisErrorKind
-from bot.vocabulary import DumpTask, TaskAction
+from bot.vocabulary import DumpTask, DumpTaskDetails, StreamDetails, TaskAction
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Payload = TypeVar("Payload", TaskListPayload, TaskPayload)
+Payload = TypeVar("Payload", TaskListPayload, TaskPayload, TaskDetailsPayload, StreamPayload)
 
 DEFAULT_AUTH_COOLDOWN_SECONDS = 300.0
 
@@ -108,6 +114,29 @@ class DisClient:
         if not payload.task_id:
             raise DisError(DisErrorKind.BUG, f"DIS described task {name!r} without a task_id")
         return payload.to_task(payload.task_id)
+
+    async def describe_stream(self, stream: str) -> StreamDetails:
+        """The stream's details, above all how many hours DIS keeps its data.
+
+        ``GET /v2/{project_id}/streams/{stream_name}``; its answer and sources are described in
+        ``bot.dis.models``. A stream that does not exist is DIS.4301, a user error.
+        """
+        project, name = quote(self._project_id, safe=""), quote(stream, safe="")
+        payload = await self._get("describe stream", f"/v2/{project}/streams/{name}", StreamPayload)
+        return payload.to_details(stream)
+
+    async def describe_task_details(self, stream: str, name: str) -> DumpTaskDetails:
+        """One dump task, by name, with how far it has dumped each partition of the stream.
+
+        The same call as ``describe_task``, read in full: the per-partition last transfer
+        times tell how old the oldest data not yet dumped is (see ``bot.dis.models`` for the
+        shape, ``bot.vocabulary.safe_pause_window`` for what it is used for).
+        """
+        path = f"{self._tasks_path(stream)}/{quote(name, safe='')}"
+        payload = await self._get("describe task details", path, TaskDetailsPayload)
+        if not payload.task_id:
+            raise DisError(DisErrorKind.BUG, f"DIS described task {name!r} without a task_id")
+        return payload.to_details(payload.task_id)
 
     async def act(self, stream: str, action: TaskAction, task_ids: Sequence[str]) -> ActionResult:
         """Start or stop, by ``action``; the one batch call of an approved request.

@@ -7,7 +7,8 @@ Each request goes through the same stages as at the real service:
 2. API matching: an unknown path or method is the gateway's 404 APIGW.0101 whatever the
    signature, since the gateway must find the API before it knows how to authenticate it;
 3. AK/SK verification from the bytes on the wire (``dis_auth``), failing with 401 APIGW.0301;
-4. DIS itself (``dis_api`` over ``dis_state``): project id, stream, task, body checks, actions.
+4. DIS itself (``dis_api`` over ``dis_state``): project id, stream, task, body checks, actions,
+   and each task's per-partition progress against its stream's retention period.
 
 Every call is recorded with its final status so tests can assert on what the client sent, and
 every answer carries an ``X-Request-Id``. Run ``python -m bot.sim.dis --data FILE`` to serve a
@@ -36,7 +37,16 @@ from bot.sim.dis_api import API_NOT_FOUND, Operation, Reply, answer, gateway_err
 from bot.sim.dis_auth import Credential, SignatureRejectedError, WireRequest, verify
 from bot.sim.dis_data import load_data
 from bot.sim.dis_faults import Fault, FaultKind, FaultPlan
-from bot.sim.dis_state import DisState, TaskSpec, TaskState, TaskView
+from bot.sim.dis_state import (
+    DEFAULT_RETENTION_HOURS,
+    DisState,
+    PartitionView,
+    StreamSpec,
+    StreamView,
+    TaskSpec,
+    TaskState,
+    TaskView,
+)
 from bot.sim.server import StartStop, ThreadedServer
 
 if TYPE_CHECKING:
@@ -50,7 +60,10 @@ __all__ = [
     "Credential",
     "DisStandIn",
     "Fault",
+    "PartitionView",
     "RecordedCall",
+    "StreamSpec",
+    "StreamView",
     "TaskSpec",
     "TaskState",
     "TaskView",
@@ -93,10 +106,12 @@ def _utc_now() -> datetime:
 class DisStandIn(StartStop):
     """DIS dump tasks behind an AK/SK-checking gateway, with faults and a call log.
 
-    ``clock`` (monotonic seconds) drives ``start_delay``/``stop_delay``; ``wall_clock`` gives
-    the reported epoch times and the gateway's view of "now" for the 15-minute date check;
-    ``seed`` makes fractional faults repeatable. All methods are safe to call from any thread
-    while the server runs on its own.
+    ``streams`` maps each stream name to its tasks, or to a ``StreamSpec`` that also sets its
+    retention period and partition count. ``clock`` (monotonic seconds) drives
+    ``start_delay``/``stop_delay``; ``wall_clock`` gives the reported epoch times (so the last
+    transfer times of RUNNING tasks follow it) and the gateway's view of "now" for the 15-minute
+    date check; ``seed`` makes fractional faults repeatable. All methods are safe to call from
+    any thread while the server runs on its own.
     """
 
     def __init__(
@@ -104,7 +119,7 @@ class DisStandIn(StartStop):
         *,
         project_id: str,
         credentials: Iterable[Credential],
-        streams: Mapping[str, Iterable[TaskSpec]] | None = None,
+        streams: Mapping[str, Iterable[TaskSpec] | StreamSpec] | None = None,
         start_delay: float = 0.0,
         stop_delay: float = 0.0,
         omit_task_id: bool = False,
@@ -124,8 +139,9 @@ class DisStandIn(StartStop):
             stop_delay=stop_delay,
             omit_task_id=omit_task_id,
         )
-        for name, tasks in (streams or {}).items():
-            self._state.add_stream(name, tasks)
+        for name, stream in (streams or {}).items():
+            spec = stream if isinstance(stream, StreamSpec) else StreamSpec(tuple(stream))
+            self._state.add_stream(name, spec)
         self._faults = FaultPlan(random.Random(seed))
         self._calls: list[RecordedCall] = []
         self._calls_lock = threading.Lock()
@@ -158,8 +174,8 @@ class DisStandIn(StartStop):
             host=host,
             port=port,
         )
-        for name, stream in data.streams.items():
-            stand_in.add_stream(name, stream.tasks, omit_task_id=stream.omit_task_id)
+        for name, spec in data.streams.items():
+            stand_in.add_stream_spec(name, spec)
         return stand_in
 
     # Serving.
@@ -189,10 +205,25 @@ class DisStandIn(StartStop):
     # Configuration and inspection, for tests.
 
     def add_stream(
-        self, name: str, tasks: Iterable[TaskSpec] = (), *, omit_task_id: bool | None = None
+        self,
+        name: str,
+        tasks: Iterable[TaskSpec] = (),
+        *,
+        omit_task_id: bool | None = None,
+        retention_period: int = DEFAULT_RETENTION_HOURS,
+        partition_count: int = 1,
     ) -> tuple[str, ...]:
-        """Add a stream with at most five tasks and return their ids; see ``DisState``."""
-        return self._state.add_stream(name, tasks, omit_task_id=omit_task_id)
+        """Add a stream with at most five tasks and return their ids; see ``StreamSpec``."""
+        spec = StreamSpec(tuple(tasks), retention_period, partition_count, omit_task_id)
+        return self.add_stream_spec(name, spec)
+
+    def add_stream_spec(self, name: str, spec: StreamSpec) -> tuple[str, ...]:
+        """Add a stream configured by ``spec`` and return its tasks' ids."""
+        return self._state.add_stream(name, spec)
+
+    def stream(self, name: str) -> StreamView:
+        """A stream (retention, partitions) as DIS would report it now."""
+        return self._state.stream(name)
 
     def tasks(self, stream: str) -> tuple[TaskView, ...]:
         """Every task of ``stream`` as DIS would report it now."""

@@ -1,8 +1,19 @@
-"""What the stand-in DIS answers: its three dump-task routes, their JSON, both error shapes.
+"""What the stand-in DIS answers: its four routes, their JSON, both error shapes.
 
-Only the calls the bot makes are served (list, describe by name, batch start/stop); any other
-path or method gets the gateway's APIGW.0101, as an unpublished API would. Messages follow the
-error-code appendix of the DIS API reference, with the offending value appended in brackets.
+Only the calls the bot makes are served (stream details, list tasks, describe a task by name,
+batch start/stop); any other path or method gets the gateway's APIGW.0101, as an unpublished API
+would. Messages follow the error-code appendix of the DIS API reference, with the offending
+value appended in brackets.
+
+The bodies follow the API reference's example responses (Open Telekom Cloud
+``api-ref/source/api_description/stream_management/querying_stream_details.rst`` and
+``dump_task_management/querying_dump_task_details.rst``; Huawei Cloud ``dis_02_0025`` and
+``ShowTransferTask``). Where a field table and the examples disagree, the examples win: a task's
+partitions carry ``partitionId`` (camel case), ``discard``, ``state``,
+``last_transfer_timestamp`` and ``last_transfer_offset``, as every published example and the
+Java SDK's ``PartitionTransferResult`` show, not the stream partition fields the table lists.
+The stream-details query parameters (``start_partitionId``, ``limit_partitions``) are ignored:
+a stand-in stream has at most 100 partitions, the default page, so every answer lists them all.
 """
 
 from __future__ import annotations
@@ -14,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from bot.sim.dis_state import (
+    MAX_HASH,
     MAX_TASKS_PER_STREAM,
     Action,
     DisState,
+    StreamView,
     TaskView,
     UnknownStreamError,
     UnknownTaskError,
+    partition_id,
 )
 
 if TYPE_CHECKING:
@@ -62,8 +76,9 @@ def gateway_error(
 
 
 class Operation(enum.Enum):
-    """The dump-task calls the stand-in serves."""
+    """The calls the stand-in serves."""
 
+    DESCRIBE_STREAM = "describe stream"
     LIST = "list"
     DESCRIBE = "describe"
     ACTION = "action"
@@ -80,17 +95,19 @@ class Route:
 
 
 def match_route(method: str, raw_path: str) -> Route | None:
-    """Match ``/v2/{project}/streams/{stream}/transfer-tasks[/{name}|/action]``, else ``None``."""
+    """Match ``/v2/{project}/streams/{stream}[/transfer-tasks[/{name}|/action]]``, else ``None``."""
     segments = raw_path.split("/")
     if not (
-        len(segments) in (6, 7)
+        len(segments) in (5, 6, 7)
         and segments[:2] == ["", "v2"]
         and segments[3] == "streams"
-        and segments[5] == "transfer-tasks"
+        and segments[5:6] in ([], ["transfer-tasks"])
         and all(segments[2:])
     ):
         return None
     project_id, stream = unquote(segments[2]), unquote(segments[4])
+    if len(segments) == 5:
+        return Route(Operation.DESCRIBE_STREAM, project_id, stream) if method == "GET" else None
     if len(segments) == 6:
         return Route(Operation.LIST, project_id, stream) if method == "GET" else None
     name = unquote(segments[6])
@@ -106,6 +123,8 @@ def answer(route: Route, body: bytes, state: DisState, project_id: str) -> Reply
     if route.project_id != project_id:
         return dis_error(400, "DIS.4117", f"Invalid Project Id. [{route.project_id}]")
     try:
+        if route.operation is Operation.DESCRIBE_STREAM:
+            return json_reply(_stream_detail(state.stream(route.stream)))
         if route.operation is Operation.LIST:
             return _list(route.stream, state)
         if route.operation is Operation.DESCRIBE:
@@ -177,10 +196,54 @@ def _summary(view: TaskView, *, include_id: bool) -> dict[str, object]:
     return summary
 
 
+def _stream_detail(view: StreamView) -> dict[str, object]:
+    """The stream-details body: retention in hours, counts, and every partition (all ACTIVE)."""
+    step = MAX_HASH // view.partition_count
+    partitions = [
+        {
+            "status": "ACTIVE",
+            "partition_id": partition_id(index),
+            "hash_range": (
+                f"[{index * step} : "
+                f"{MAX_HASH if index == view.partition_count - 1 else (index + 1) * step - 1}]"
+            ),
+            "sequence_number_range": f"[0 : {newest}]",
+        }
+        for index, newest in enumerate(view.newest_offsets)
+    ]
+    return {
+        "stream_id": view.stream_id,
+        "stream_name": view.name,
+        "create_time": view.create_time,
+        "last_modified_time": view.create_time,
+        "retention_period": view.retention_period,
+        "status": "RUNNING",
+        "stream_type": "COMMON",
+        "data_type": "BLOB",
+        "writable_partition_count": view.partition_count,
+        "readable_partition_count": view.partition_count,
+        "tags": [],
+        "auto_scale_enabled": False,
+        "auto_scale_min_partition_count": 0,
+        "auto_scale_max_partition_count": 0,
+        "partitions": partitions,
+        "has_more_partitions": False,
+    }
+
+
 def _detail(stream: str, view: TaskView) -> dict[str, object]:
-    """The describe body: the summary plus the stream and, for OBS, a minimal destination."""
+    """The describe body: the summary, the stream, each partition's progress, the destination."""
     detail: dict[str, object] = {"stream_name": stream, **_summary(view, include_id=True)}
-    detail["partitions"] = []
+    detail["partitions"] = [
+        {
+            "partitionId": partition.partition_id,
+            "discard": 0,
+            "state": str(view.state),
+            "last_transfer_timestamp": partition.last_transfer_timestamp,
+            "last_transfer_offset": partition.last_transfer_offset,
+        }
+        for partition in view.partitions
+    ]
     if view.destination_type == "OBS":
         detail["obs_destination_description"] = {
             "task_name": view.name,

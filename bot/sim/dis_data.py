@@ -2,6 +2,19 @@
 
 Unknown keys and wrong types are refused with the path of the offending value, because a typo
 in a demo or test data file would otherwise show up much later as a puzzling DIS answer.
+
+The file holds ``project_id``, ``credentials`` (``access_key``, ``secret_key``, optional
+``security_token``), optional ``start_delay``/``stop_delay`` (seconds) and ``omit_task_id``, and
+``streams``: one object per stream name with
+
+- ``tasks``: at most five, each with ``task_name`` and optional ``task_id``, ``state``
+  (default PAUSED), ``destination_type`` (OBS), ``create_time`` and ``last_transfer_timestamp``
+  (epoch milliseconds, default: when loaded), ``partition_transfer_timestamps`` (one epoch-ms
+  time per partition) and ``sticky_error``;
+- ``retention_period``: how many hours DIS keeps the stream's data (whole hours from 1; default
+  24, the service's minimum);
+- ``partition_count``: 1 to 100 (default 1);
+- ``omit_task_id``: this stream's own switch, overriding the global one.
 """
 
 from __future__ import annotations
@@ -12,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.sim.dis_auth import Credential
-from bot.sim.dis_state import TaskSpec, TaskState
+from bot.sim.dis_state import DEFAULT_RETENTION_HOURS, StreamSpec, TaskSpec, TaskState
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _TOP_KEYS = {"project_id", "credentials", "streams", "start_delay", "stop_delay", "omit_task_id"}
 _CREDENTIAL_KEYS = {"access_key", "secret_key", "security_token"}
-_STREAM_KEYS = {"tasks", "omit_task_id"}
+_STREAM_KEYS = {"tasks", "omit_task_id", "retention_period", "partition_count"}
 _TASK_KEYS = {
     "task_id",
     "task_name",
@@ -27,6 +40,7 @@ _TASK_KEYS = {
     "destination_type",
     "create_time",
     "last_transfer_timestamp",
+    "partition_transfer_timestamps",
     "sticky_error",
 }
 
@@ -36,20 +50,12 @@ class DataFileError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class StreamData:
-    """A stream's tasks and its own ``omit_task_id`` switch (``None``: follow the global one)."""
-
-    tasks: tuple[TaskSpec, ...]
-    omit_task_id: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class DisData:
     """Everything a data file configures."""
 
     project_id: str
     credentials: tuple[Credential, ...]
-    streams: Mapping[str, StreamData]
+    streams: Mapping[str, StreamSpec]
     start_delay: float = 0.0
     stop_delay: float = 0.0
     omit_task_id: bool = False
@@ -93,14 +99,21 @@ def _credential(raw: object, where: str) -> Credential:
     )
 
 
-def _stream(raw: object, where: str) -> StreamData:
+def _stream(raw: object, where: str) -> StreamSpec:
     item = _object(raw, where, required={"tasks"}, allowed=_STREAM_KEYS)
     omit = item.get("omit_task_id")
     tasks = tuple(
         _task(task, f"{where}.tasks[{index}]")
         for index, task in enumerate(_list(item["tasks"], f"{where}.tasks"))
     )
-    return StreamData(tasks, None if omit is None else _bool(omit, f"{where}.omit_task_id"))
+    return StreamSpec(
+        tasks,
+        retention_period=_int(
+            item.get("retention_period", DEFAULT_RETENTION_HOURS), f"{where}.retention_period"
+        ),
+        partition_count=_int(item.get("partition_count", 1), f"{where}.partition_count"),
+        omit_task_id=None if omit is None else _bool(omit, f"{where}.omit_task_id"),
+    )
 
 
 def _task(raw: object, where: str) -> TaskSpec:
@@ -111,6 +124,9 @@ def _task(raw: object, where: str) -> TaskSpec:
     task_id = item.get("task_id")
     create_time = item.get("create_time")
     last_transfer = item.get("last_transfer_timestamp")
+    partition_times = _list(
+        item.get("partition_transfer_timestamps", []), f"{where}.partition_transfer_timestamps"
+    )
     return TaskSpec(
         name=_str(item["task_name"], f"{where}.task_name"),
         state=TaskState(state),
@@ -123,6 +139,10 @@ def _task(raw: object, where: str) -> TaskSpec:
             else _int(last_transfer, f"{where}.last_transfer_timestamp")
         ),
         sticky_error=_bool(item.get("sticky_error", False), f"{where}.sticky_error"),
+        partition_transfer_timestamps=tuple(
+            _int(time, f"{where}.partition_transfer_timestamps[{index}]")
+            for index, time in enumerate(partition_times)
+        ),
     )
 
 
