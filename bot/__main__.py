@@ -57,7 +57,7 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> int:
     if arguments.command == "serve":
         from bot.web import serve  # noqa: PLC0415
 
-        await serve(bot, settings.host, settings.port)
+        await serve(bot, settings)
         return 0
     from bot.socket_mode import run_socket_mode  # noqa: PLC0415
 

@@ -9,6 +9,8 @@
     ├── Refusal                 the rules refuse a command or click; typed, with the facts, so
     │                           the Slack layer can word it
     ├── StoreError              the durable store cannot be reached or refused a write
+    ├── SlackRequestError       a request to /slack/events that is not a signed, well-formed
+    │                           Slack request; carries the HTTP status to answer (413, 401, 400)
     └── DisError                a DIS call failed; carries status, code, message, request id
                                 and a ``DisErrorKind`` that says what the caller should do
 
@@ -43,6 +45,17 @@ class Refusal(DumptaskError):  # noqa: N818 - a refusal is the rules working, no
 
 class StoreError(DumptaskError):
     """The durable store failed; the request must not be considered changed."""
+
+
+class SlackRequestError(DumptaskError):
+    """An HTTP request the bot refuses before Bolt sees it; the message says why, for the log.
+
+    The message never quotes the request: its body and headers are whatever the sender chose.
+    """
+
+    def __init__(self, status: int, why: str) -> None:
+        self.status = status
+        super().__init__(why)
 
 
 class DisErrorKind(enum.StrEnum):

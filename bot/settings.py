@@ -76,6 +76,24 @@ class DatabaseSettings(BaseSettings):
         return _check_database_url_value(value)
 
 
+def refuse_credentials(url: str, instead: str) -> None:
+    """Refuse a URL holding a user name or password (``user:secret@``), without echoing it."""
+    if "@" in url:
+        raise ValueError(
+            f"expected a URL without a user name or password ({instead}); "
+            "remove everything up to the @ from the host"
+        )
+
+
+def shown_url(url: str) -> str:
+    """A URL as an error message may echo it: without a query or fragment, which can hold keys.
+
+    Callers refuse URLs with a user name or password first, so none is left to echo.
+    """
+    kept, *cut = re.split(r"[?#]", url.strip(), maxsplit=1)
+    return repr(kept) + (" followed by a query or fragment (not shown)" if cut else "")
+
+
 class Settings(BaseSettings):
     """Every setting of the bot; the field names are the environment variable names."""
 
@@ -163,6 +181,7 @@ class Settings(BaseSettings):
     @field_validator("dis_endpoint")
     @classmethod
     def _check_dis_endpoint(cls, value: str) -> str:
+        refuse_credentials(value, "DIS authenticates with DIS_ACCESS_KEY and DIS_SECRET_KEY")
         parts = urlsplit(value.strip())
         host = parts.hostname or ""
         secure = parts.scheme == "https" and host
@@ -170,16 +189,19 @@ class Settings(BaseSettings):
         if not (secure or local) or parts.query or parts.fragment:
             raise ValueError(
                 "expected an https:// URL such as https://dis.cn-north-4.myhuaweicloud.com "
-                f"(http:// only to 127.0.0.1, localhost or [::1]), got {value!r}"
+                f"(http:// only to 127.0.0.1, localhost or [::1]), got {shown_url(value)}"
             )
         return value.strip().rstrip("/")
 
     @field_validator("slack_api_url")
     @classmethod
     def _check_slack_api_url(cls, value: str) -> str:
+        refuse_credentials(value, "the bot authenticates with SLACK_BOT_TOKEN")
         parts = urlsplit(value.strip())
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"expected a URL such as https://slack.com/api/, got {value!r}")
+            raise ValueError(
+                f"expected a URL such as https://slack.com/api/, got {shown_url(value)}"
+            )
         return value.strip().rstrip("/") + "/"
 
     @field_validator("dis_project_id")

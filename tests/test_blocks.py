@@ -341,6 +341,18 @@ def test_expiry_uses_slack_date_formatting_with_utc_fallback():
     assert f"*Expires*\n{EXPIRY_MARKUP}" in shown(render_card(make_request(), ANYONE))
 
 
+@pytest.mark.parametrize("state", list(RequestState))
+def test_expiry_is_shown_only_while_the_request_is_pending(state):
+    """Only a pending card shows when it expires; once decided, the deadline no longer matters."""
+    request = make_request() if state is RequestState.PENDING else decided(state)
+    fields = [
+        field["text"]
+        for block in render_card(request, ANYONE).blocks
+        for field in block.get("fields", [])
+    ]
+    assert any(text.startswith("*Expires*") for text in fields) is (state is RequestState.PENDING)
+
+
 def test_request_id_is_in_a_context_block():
     """The last block is a context naming the request id."""
     request = make_request()

@@ -66,3 +66,15 @@ def test_unknown_stream_is_explained(tmp_path, dis, slack):
     result = run_check(tmp_path, dis, slack, "no-such-stream")
     assert "DIS.4301" in result.stdout
     assert result.returncode == 1
+
+
+def test_security_token_in_a_rejected_signature_is_not_printed(tmp_path, dis, slack):
+    """The DIS line quotes the gateway's 0301 message, but never the security token in it."""
+    token = "CHECKTOKEN-0123456789abcdef"
+    result = run_check(
+        tmp_path, dis, slack, STREAM, DIS_SECURITY_TOKEN=token, DIS_SECRET_KEY="WRONGSECRETVALUE"
+    )
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert "APIGW.0301" in line and "x-security-token:[redacted]" in line
+    assert token not in result.stdout + result.stderr

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import timeit
 
 import pytest
 
 from bot.commands import (
     EXAMPLE,
+    MAX_COMMAND_LENGTH,
     MAX_TASKS,
     USAGE,
     Action,
@@ -15,6 +18,7 @@ from bot.commands import (
     ListCommand,
     StatusCommand,
     TaskCommand,
+    _tokenise,
     parse_command,
     usage_line,
     usage_text,
@@ -557,6 +561,67 @@ def test_usage_text_shows_allowed_streams_and_channels() -> None:
 def test_usage_line(subcommand: str, line: str) -> None:
     """Each sub-command has a one-line usage in mrkdwn."""
     assert usage_line(subcommand) == line
+
+
+def test_text_over_the_length_limit_is_refused_with_the_limit() -> None:
+    """A text longer than any valid command is refused, saying how long a command may be."""
+    text = "start orders-stream a -r " + "x" * MAX_COMMAND_LENGTH
+    with pytest.raises(CommandError, match=f"at most {MAX_COMMAND_LENGTH} characters"):
+        parse_command(text)
+
+
+def test_text_at_the_length_limit_is_parsed() -> None:
+    """A text exactly as long as the limit is parsed like any other."""
+    text = "start orders-stream a " + "b" * (MAX_COMMAND_LENGTH - len("start orders-stream a "))
+    with pytest.raises(CommandError, match="too long: 3978 characters"):
+        parse_command(text)
+
+
+def shell_words(text: str) -> list[str]:
+    """How ``shlex`` in POSIX mode, without comments or escapes, splits ``text``."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    lexer.escape = ""
+    return list(lexer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "start s a b",
+        "  start\ts\r\na   ",
+        '-r "a b" c',
+        "-r 'a b' c",
+        'x"a b"y',
+        '--reason="INC #4312: it\'s \\ down"',
+        "a '' \"\" b",
+        "a\"\"b''c",
+        "'a\"b' \"c'd\"",
+        '"",""',
+        "",
+    ],
+)
+def test_words_split_like_a_posix_shell(text: str) -> None:
+    """Words split on blanks; quotes group and vanish; ``#`` and backslash are plain text."""
+    assert _tokenise(text) == shell_words(text)
+
+
+def test_tokenising_time_is_linear_in_the_length_of_the_text() -> None:
+    """Eight times the text, as many words or as one long word, takes about eight times as long."""
+
+    def fastest(text: str) -> float:
+        return min(timeit.repeat(lambda: _tokenise(text), number=3, repeat=7))
+
+    shapes = {
+        "many words": lambda size: "ab " * (size // 3),
+        "one long word": lambda size: "a" * size,
+        "one long quoted word": lambda size: '"' + "a " * (size // 2) + '"',
+        "one word of many pieces": lambda size: 'a"b"' * (size // 4),
+    }
+    for shape, make in shapes.items():
+        small, large = fastest(make(20_000)), fastest(make(160_000))
+        assert large < 24 * small, f"{shape}: {large / small:.0f} times as long"
 
 
 # --- bot.text ----------------------------------------------------------------------------------

@@ -630,3 +630,49 @@ async def test_task_details_without_a_task_id_are_a_bug(dis):
             await client.describe_task_details(STREAM, "orders-archive")
     assert caught.value.kind is DisErrorKind.BUG
     assert len(dis.calls) == 1
+
+
+async def test_rejected_canonical_request_keeps_everything_but_the_token(dis, caplog):
+    """A 0301 quoting the canonical request, token included, is logged and raised without it."""
+    client, http = make_client(dis, access_key="TEMPAK", secret="WRONG", token=TOKEN)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    [logged] = [r.getMessage() for r in caplog.records if "refused the signature" in r.getMessage()]
+    for text in (caught.value.message, logged):
+        assert "x-security-token:[redacted]|" in text
+        assert f"x-project-id:{PROJECT}|" in text, "the rest of the canonical request stays"
+        assert TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.gateway_error(401, "APIGW.0301", "CanonicalRequest: GET|/v2/|x-auth-token:IAMTOKEN|"),
+        Fault.gateway_error(401, "APIGW.0301", 'headers {"X-Auth-Token": "IAMTOKEN"}'),
+        Fault.gateway_error(401, "APIGW.0301", "Authorization: SDK-HMAC-SHA256 Sig=IAMTOKEN"),
+        Fault.dis_error(441, "DIS.4114", "X-Security-Token=IAMTOKEN has expired"),
+        Fault.dis_error(441, "DIS.4114", "X-Subject-Token: IAMTOKEN\nexpired"),
+        Fault.malformed(b"<html>x-auth-token: IAMTOKEN</html>", status=502),
+    ],
+    ids=["canonical", "json", "authorization", "dis-shape", "subject-token", "html"],
+)
+async def test_credential_headers_are_scrubbed_from_dis_messages(dis, fault):
+    """Whatever the shape of DIS's answer, no credential header value survives in the error."""
+    dis.inject(dataclasses.replace(fault, count=None, fraction=1.0))
+    client, http = make_client(dis, attempts=1)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert "IAMTOKEN" not in caught.value.message
+    assert "[redacted]" in caught.value.message
+
+
+async def test_the_token_sent_is_scrubbed_wherever_dis_quotes_it(dis):
+    """A message quoting the security token the client sent, in any wording, never shows it."""
+    dis.inject(Fault.dis_error(441, "DIS.4114", f"token {TOKEN} expired", fraction=1.0))
+    client, http = make_client(dis, access_key="TEMPAK", secret="TEMPSK", token=TOKEN, attempts=1)
+    async with http:
+        with pytest.raises(DisError) as caught:
+            await client.list_tasks(STREAM)
+    assert caught.value.message == "token [redacted] expired"

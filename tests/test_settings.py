@@ -189,6 +189,29 @@ def test_secret_value_never_echoed_in_errors(monkeypatch):
     assert "very-secret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DIS_ENDPOINT", "https://me:hunter2@dis.eu-de.otc.t-systems.com", "without a user name"),
+        ("DIS_ENDPOINT", "http://me:hunter2@127.0.0.1:8000", "without a user name"),
+        ("DIS_ENDPOINT", "me:hunter2@dis.eu-de.otc.t-systems.com", "without a user name"),
+        ("SLACK_API_URL", "https://me:hunter2@slack.example.com/api/", "without a user name"),
+        ("DIS_ENDPOINT", "https://dis.example.com/?X-Auth-Token=hunter2", "query or fragment"),
+        ("DIS_ENDPOINT", "http://dis.example.com#hunter2", "query or fragment"),
+        ("SLACK_API_URL", "slack.example.com/api/?token=hunter2", "query or fragment"),
+    ],
+)
+def test_url_settings_never_echo_credentials(monkeypatch, variable, value, expected):
+    """A URL with a user name and password is refused; no error echoes them, a query or fragment."""
+    set_env(monkeypatch, **{variable: value})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"{variable}: expected")
+    assert expected in message
+    assert "hunter2" not in message and "me:" not in message
+
+
 def test_cli_stops_with_one_line_and_no_traceback(monkeypatch, tmp_path):
     """`dumptask-bot serve` with a bad endpoint exits 2 printing one line, no traceback."""
     env = {**REQUIRED, "DIS_ENDPOINT": "http://dis.example.com", "PATH": "/usr/bin:/bin"}

@@ -14,7 +14,13 @@ from bot.sim.slack_socket import SocketModeStandIn
 from bot.socket_mode import run_socket_mode
 from bot.vocabulary import TaskState
 from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM, make_settings
-from tests.flow_helpers import APPROVE, wait_for_card, wait_for_ephemeral, wait_for_thread_reply
+from tests.flow_helpers import (
+    APPROVE,
+    card_text,
+    wait_for_card,
+    wait_for_ephemeral,
+    wait_for_thread_reply,
+)
 
 APP_TOKEN = "xapp-1-A0TEST-socket-token"
 
@@ -95,3 +101,16 @@ def test_refusal_reaches_the_user_over_socket_mode(socket_bot, socket_link, slac
     [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
     assert "someone else" in text
     assert not dis.action_calls()
+
+
+def test_command_containing_payload_reaches_the_listeners_over_socket_mode(
+    socket_bot, socket_link, slack
+):
+    """Over Socket Mode, a command whose fields contain `payload` gets its card, as over HTTP."""
+    slack.add_channel("C0PAYLOAD", "payload-incidents", [REQUESTER, APPROVER1])
+    command = slack.build_slash_command(
+        REQUESTER, "C0PAYLOAD", f'start {STREAM} orders-archive --reason "bad payload upstream"'
+    )
+    socket_link.deliver(envelope(slack, "slash_commands", command))
+    card = wait_for_card(slack, "C0PAYLOAD")
+    assert "bad payload upstream" in card_text(slack, "C0PAYLOAD", card.ts)

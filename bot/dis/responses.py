@@ -3,12 +3,17 @@
 DIS itself answers ``{"errorCode", "message"}``; the API gateway in front of it answers
 ``{"error_code", "error_msg", "request_id"}``; proxies answer HTML. All three become the same
 typed error, classified following the table in ``dis-api.md``.
+
+This is also the one place where text from DIS enters the bot, so credentials are scrubbed here,
+before anything logs, stores or shows it: the gateway's APIGW.0301 message carries the canonical
+request it computed, ``x-security-token:<token>`` included (newlines rendered as ``|``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -33,6 +38,34 @@ _BY_CODE = {
 }
 _DIS_AUTH_CODE = re.compile(r"^DIS\.41(0\d|1[0-4])$")
 MAX_MESSAGE_CHARS = 500
+CREDENTIAL_HEADERS = ("x-security-token", "x-auth-token", "x-subject-token", "authorization")
+REDACTED = "[redacted]"
+# A credential header's name, its separator (``:`` in a canonical request, ``=`` or a JSON
+# ``": "`` elsewhere) and its value, up to the end of the line or the gateway's ``|``.
+_CREDENTIAL_VALUE = re.compile(
+    rf"\b({'|'.join(map(re.escape, CREDENTIAL_HEADERS))})([\"']?\s*[:=]\s*)[^|\r\n]*",
+    re.IGNORECASE,
+)
+
+
+def scrub(text: str, sent: Iterable[str] = ()) -> str:
+    """``text`` without the value of any credential header, nor any credential ``sent``.
+
+    The rest stays, so an operator can still diff a rejected canonical request.
+    """
+    for secret in sent:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _CREDENTIAL_VALUE.sub(rf"\1\2{REDACTED}", text)
+
+
+def _sent_credentials(response: httpx.Response) -> list[str]:
+    """The credential header values of the request that got ``response``, if it is known."""
+    try:
+        headers = response.request.headers
+    except RuntimeError:  # a response built without its request
+        return []
+    return [headers[name] for name in CREDENTIAL_HEADERS if name in headers]
 
 
 def classify(status: int | None, code: str | None) -> DisErrorKind:
@@ -83,8 +116,11 @@ def error_from_response(response: httpx.Response) -> DisError:
         code = body.get("errorCode") or body.get("error_code")
         message = body.get("message") or body.get("error_msg")
         body_request_id = body.get("request_id")
-    if not message:
-        snippet = response.text.strip()[:120]
+    sent = _sent_credentials(response)
+    if message:
+        message = scrub(str(message), sent)
+    else:
+        snippet = scrub(response.text, sent).strip()[:120]
         message = f"DIS answered HTTP {response.status_code} with an unreadable body" + (
             f": {snippet}" if snippet else ""
         )
@@ -95,7 +131,7 @@ def error_from_response(response: httpx.Response) -> DisError:
     )
     return DisError(
         classify(response.status_code, str(code) if code else None),
-        str(message)[:MAX_MESSAGE_CHARS],
+        message[:MAX_MESSAGE_CHARS],
         status=response.status_code,
         code=str(code) if code else None,
         request_id=str(body_request_id or header_request_id or "") or None,

@@ -95,7 +95,7 @@ class BotThread(StartStop):
         self.bot = await create_bot(
             self._settings, clock=self._clock, sweep_interval=self._sweep_interval
         )
-        self._server = uvicorn_server(self.bot, self._settings.host, self.port)
+        self._server = uvicorn_server(self.bot, self._settings)
         serving = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
             await asyncio.sleep(0.01)
