@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from bot.errors import ConfigError, StoreError
-from bot.settings import Settings, load_database_settings, load_settings
+from bot.logs import LOG_LEVELS, configure_logging
+from bot.settings import Settings, load_database_settings, load_log_settings, load_settings
 
 EXIT_CONFIG = 2
 
@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database schema up to date, then exit")
     demo = commands.add_parser("demo", help="everything local: bot, DIS and Slack stand-ins")
     demo.add_argument("--port", type=int, default=8080, help="port of the demo's Slack page")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="overrides LOG_LEVEL (default INFO)",
+    )
     return parser
 
 
@@ -103,10 +108,11 @@ def _migrate() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        logs = load_log_settings()
+    except ConfigError as error:
+        return _configuration_error(error)
+    configure_logging(logs.log_format, arguments.log_level or logs.log_level)
     if arguments.command == "demo":
         from bot.demo import run_demo  # noqa: PLC0415
 

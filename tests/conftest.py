@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bot.logs import FOREIGN_LOGGERS, configure_logging
 from bot.settings import Settings
 from bot.sim.bot_thread import BotThread
 from bot.sim.dis import Credential, DisStandIn, TaskSpec
@@ -148,3 +151,31 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield f"{postgres_server}?options=-csearch_path%3D{schema}"
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """Put the root logger's handlers back after a test that configures logging as the bot does."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    foreign = {name: logging.getLogger(name).propagate for name in FOREIGN_LOGGERS}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, propagate in foreign.items():
+        logging.getLogger(name).propagate = propagate
+
+
+@pytest.fixture
+def capture_logs(logging_restored: None) -> Callable[..., io.StringIO]:
+    """Configure logging as ``dumptask-bot`` does, into a buffer the test reads."""
+
+    def capture(log_format: str, level: str = "DEBUG") -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(log_format, level, stream=buffer)
+        return buffer
+
+    return capture
