@@ -1,4 +1,4 @@
-"""The ``dumptask-bot`` command: ``serve``, ``socket``, ``check``, ``migrate`` and ``demo``.
+"""The ``dumptask-bot`` command: ``serve``, ``socket``, ``check``, ``migrate``, ``audit``, ``demo``.
 
 A thin entry point: parse the command line, build ``Settings`` once, hand them to the wiring.
 A bad setting ends the program with one line per problem and exit status 2, never a traceback.
@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
+from bot import audit_export
+from bot.clock import utc_now
 from bot.errors import ConfigError, StoreError
-from bot.settings import Settings, load_database_settings, load_settings
+from bot.logs import LOG_LEVELS, configure_logging
+from bot.settings import Settings, load_database_settings, load_log_settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.store.sql import SqlStore
 
 EXIT_CONFIG = 2
 
@@ -30,9 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate configuration, Slack, store and DIS")
     check.add_argument("stream", nargs="?", help="a DIS stream to list with the configured AK/SK")
     commands.add_parser("migrate", help="bring the database schema up to date, then exit")
+    audit = commands.add_parser(
+        "audit", help="print the audit trail as a table, JSON lines or CSV (needs DATABASE_URL)"
+    )
+    audit_export.add_arguments(audit)
     demo = commands.add_parser("demo", help="everything local: bot, DIS and Slack stand-ins")
     demo.add_argument("--port", type=int, default=8080, help="port of the demo's Slack page")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="overrides LOG_LEVEL (default INFO)",
+    )
     return parser
 
 
@@ -72,8 +88,12 @@ def _configuration_error(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _migrate() -> int:
-    """``dumptask-bot migrate``: apply the schema migrations alone (the bot also does at start)."""
+def _with_store(work: Callable[[SqlStore], Awaitable[int]]) -> int:
+    """Run ``work`` on the store ``DATABASE_URL`` names, needing no other setting.
+
+    The store is not migrated: these commands must not change the schema behind the bot's back
+    (``migrate`` does so on purpose). A store error is one line and exit status 1.
+    """
     from bot.store.sql import SqlStore  # noqa: PLC0415 - keeps `--help` fast
 
     try:
@@ -81,38 +101,72 @@ def _migrate() -> int:
     except ConfigError as error:
         return _configuration_error(error)
 
-    async def migrate() -> tuple[str | None, str | None]:
+    async def run_work() -> int:
         store = SqlStore(settings.database_url)
         try:
-            return await store.migrate()
+            return await work(store)
         finally:
             await store.close()
 
     try:
-        before, after = asyncio.run(migrate())
+        return asyncio.run(run_work())
     except StoreError as error:
         print(f"dumptask-bot: {error}", file=sys.stderr)  # noqa: T201
         return 1
-    if before == after:
-        print(f"database already at the newest revision {after}")  # noqa: T201
-    else:
-        print(f"database migrated from revision {before or 'none'} to {after}")  # noqa: T201
-    return 0
+
+
+def _migrate() -> int:
+    """``dumptask-bot migrate``: apply the schema migrations alone (the bot also does at start)."""
+
+    async def migrate(store: SqlStore) -> int:
+        before, after = await store.migrate()
+        if before == after:
+            print(f"database already at the newest revision {after}")  # noqa: T201
+        else:
+            print(f"database migrated from revision {before or 'none'} to {after}")  # noqa: T201
+        return 0
+
+    return _with_store(migrate)
+
+
+def _audit(arguments: argparse.Namespace) -> int:
+    """``dumptask-bot audit``: write the audit trail to standard output as it is read."""
+    try:
+        filters = audit_export.filters_from(arguments, utc_now())
+    except ConfigError as error:
+        print(f"dumptask-bot audit: {error}", file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
+
+    async def export(store: SqlStore) -> int:
+        await audit_export.export_audit(store, filters, arguments.format, sys.stdout)
+        return 0
+
+    try:
+        status = _with_store(export)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error, but nothing more can be written.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        logs = load_log_settings()
+    except ConfigError as error:
+        return _configuration_error(error)
+    configure_logging(logs.log_format, arguments.log_level or logs.log_level)
     if arguments.command == "demo":
         from bot.demo import run_demo  # noqa: PLC0415
 
         return run_demo(port=arguments.port)
     if arguments.command == "migrate":
         return _migrate()
+    if arguments.command == "audit":
+        return _audit(arguments)
     try:
         settings = load_settings()
         if arguments.command == "serve":

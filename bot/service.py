@@ -37,6 +37,7 @@ from bot.lifecycle import (
     RequestState,
     TaskOutcome,
 )
+from bot.logs import bind
 from bot.store import Store
 from bot.vocabulary import DumpTask, TaskState
 
@@ -226,7 +227,8 @@ class DumptaskService:
     async def audit(
         self, kind: AuditKind, request_id: str | None, actor: str | None, **detail: object
     ) -> None:
-        """Append one event to the audit trail."""
+        """Append one event to the audit trail (and log it)."""
+        logger.info("audit: %s by %s", kind, actor or "nobody", extra={"request_id": request_id})
         await self._store.append_audit(
             AuditEvent(
                 request_id=request_id, kind=kind, actor=actor, at=self._clock(), detail=detail
@@ -255,6 +257,7 @@ class DumptaskService:
         When DIS cannot be asked for the tasks' states the request is still opened with the
         tasks as typed, and the card says why their state is unknown.
         """
+        bind(stream=command.stream, action=command.action.value)
         await self.check_caller(user_id, channel_id, command.stream)
         action = command.action
         unknown_because = None
@@ -279,6 +282,7 @@ class DumptaskService:
             policy=self._policy,
             state_unknown_because=unknown_because,
         )
+        bind(request_id=request.id)
         await self._store.create(request)
         await self.audit(
             AuditKind.REQUESTED,
@@ -400,6 +404,7 @@ class DumptaskService:
     async def _load_for_click(self, request_id: str, user_id: str, channel_id: str) -> Request:
         """The clicked request; a click from another channel than the card's is refused."""
         request = await self._must_get(request_id)
+        bind(stream=request.stream, action=request.action.value)
         if channel_id != request.channel:
             await self.audit(
                 AuditKind.REFUSED_CLICK,
@@ -447,6 +452,7 @@ class DumptaskService:
 
     async def run_job(self, held: HeldJob) -> None:
         """Do one job: execute an approved request, or deliver a decided one to Slack."""
+        bind(request_id=held.job.request_id)
         match held.job.kind:
             case JobKind.EXECUTE:
                 await self._execute(held)
@@ -464,6 +470,7 @@ class DumptaskService:
         request_id = held.job.request_id
         assert request_id is not None
         request = await self._must_get(request_id)
+        bind(stream=request.stream, action=request.action.value, channel=request.channel)
         if request.state is not RequestState.EXECUTING:
             return  # finished before; a rerun has nothing to do
         resumed = not request.may_be_sent
@@ -552,6 +559,7 @@ class DumptaskService:
         request_id = held.job.request_id
         assert request_id is not None
         request = await self._must_get(request_id)
+        bind(stream=request.stream, action=request.action.value, channel=request.channel)
         route = await self._notifier.deliver(request)
         await self.audit(
             AuditKind.DELIVERED, request_id, "bot", state=request.state.value, route=route

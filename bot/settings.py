@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import LOG_FORMATS, LOG_LEVELS
 
 USER_OR_GROUP_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -94,7 +102,26 @@ def shown_url(url: str) -> str:
     return repr(kept) + (" followed by a query or fragment (not shown)" if cut else "")
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """How the bot logs; every command reads these first, before anything can be logged."""
+
+    model_config = _CONFIG
+
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @field_validator("log_format", "log_level")
+    @classmethod
+    def _check_choice(cls, value: str, info: ValidationInfo) -> str:
+        """Accept any case; refuse anything else, listing what is allowed."""
+        allowed = LOG_FORMATS if info.field_name == "log_format" else LOG_LEVELS
+        for choice in allowed:
+            if choice.casefold() == value.strip().casefold():
+                return choice
+        raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+
+
+class Settings(LogSettings):
     """Every setting of the bot; the field names are the environment variable names."""
 
     model_config = _CONFIG
@@ -258,21 +285,31 @@ def describe_validation_error(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_database_settings(**overrides: Any) -> DatabaseSettings:
-    """``DATABASE_URL`` alone, from the environment and ``.env``, or a ``ConfigError``."""
-    try:
-        return DatabaseSettings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+Loaded = TypeVar("Loaded", bound=BaseSettings)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build ``Settings`` from the environment, ``.env`` and ``overrides``, or fail clearly.
+def _load(kind: type[Loaded], overrides: dict[str, Any]) -> Loaded:
+    """Build ``kind`` from the environment, ``.env`` and ``overrides``, or raise ``ConfigError``.
 
     ``ConfigError`` carries one readable line per bad variable, so the entry point can print it
     and exit without a traceback.
     """
     try:
-        return Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+
+
+def load_database_settings(**overrides: Any) -> DatabaseSettings:
+    """``DATABASE_URL`` alone, from the environment and ``.env``, or a ``ConfigError``."""
+    return _load(DatabaseSettings, overrides)
+
+
+def load_log_settings(**overrides: Any) -> LogSettings:
+    """``LOG_FORMAT`` and ``LOG_LEVEL`` alone, from the environment and ``.env``."""
+    return _load(LogSettings, overrides)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build ``Settings`` from the environment, ``.env`` and ``overrides``, or fail clearly."""
+    return _load(Settings, overrides)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bot.logs import FOREIGN_LOGGERS, configure_logging
 from bot.settings import Settings
 from bot.sim.bot_thread import BotThread
 from bot.sim.dis import Credential, DisStandIn, TaskSpec
@@ -49,9 +53,9 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def dis() -> Iterator[DisStandIn]:
-    stand_in = DisStandIn(
+def make_dis() -> DisStandIn:
+    """The DIS stand-in with ``orders-stream`` (three tasks) and ``clicks-stream`` (one)."""
+    return DisStandIn(
         project_id=PROJECT,
         credentials=[Credential(DIS_AK, DIS_SK)],
         streams={
@@ -64,15 +68,24 @@ def dis() -> Iterator[DisStandIn]:
         },
         start_delay=0.05,
     )
-    with stand_in:
+
+
+def make_slack() -> SlackStandIn:
+    """The Slack stand-in with the sample workspace."""
+    stand_in = SlackStandIn(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
+    stand_in.with_sample_workspace()
+    return stand_in
+
+
+@pytest.fixture
+def dis() -> Iterator[DisStandIn]:
+    with make_dis() as stand_in:
         yield stand_in
 
 
 @pytest.fixture
 def slack() -> Iterator[SlackStandIn]:
-    stand_in = SlackStandIn(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
-    stand_in.with_sample_workspace()
-    with stand_in:
+    with make_slack() as stand_in:
         yield stand_in
 
 
@@ -139,12 +152,47 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
+@contextlib.contextmanager
+def fresh_schema(server: str) -> Iterator[str]:
+    """A URL whose connections use a fresh, empty schema, dropped afterwards."""
+    schema = f"store_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{server}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose connections use a fresh, empty schema, dropped after the test."""
-    schema = f"store_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    yield f"{postgres_server}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """Put the root logger's handlers back after a test that configures logging as the bot does."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    foreign = {name: logging.getLogger(name).propagate for name in FOREIGN_LOGGERS}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, propagate in foreign.items():
+        logging.getLogger(name).propagate = propagate
+
+
+@pytest.fixture
+def capture_logs(logging_restored: None) -> Callable[..., io.StringIO]:
+    """Configure logging as ``dumptask-bot`` does, into a buffer the test reads."""
+
+    def capture(log_format: str, level: str = "DEBUG") -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(log_format, level, stream=buffer)
+        return buffer
+
+    return capture

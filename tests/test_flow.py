@@ -5,7 +5,7 @@ Signed requests go to the real bot (uvicorn, SQLite); stand-ins play the Slack W
 
 from __future__ import annotations
 
-import logging
+import json
 import threading
 import time
 from dataclasses import replace as dataclass_replace
@@ -553,17 +553,21 @@ def test_status_shows_recent_requests_and_one_history(start_bot, slack, dis):
     assert f"<@{APPROVER1}>" in history
 
 
-def test_no_secret_reaches_the_logs_during_a_whole_flow(start_bot, slack, dis, caplog):
-    """At DEBUG level, a full request and approval never logs a token, secret key or signature."""
-    caplog.set_level(logging.DEBUG)
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_secret_reaches_the_logs_during_a_whole_flow(
+    start_bot, slack, dis, capture_logs, log_format
+):
+    """At DEBUG level, in either format, a whole flow never logs a token, secret or signature."""
+    logs = capture_logs(log_format, "DEBUG")
     start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     card = wait_for_card(slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     signatures = [c.headers["authorization"].split("Signature=")[1] for c in dis.calls]
-    assert "chat.postMessage" in caplog.text or "slack_bolt" in caplog.text, (
-        "debug logs were captured"
-    )
+    text = logs.getvalue()
+    assert "chat.postMessage" in text or "slack_bolt" in text, "debug logs were captured"
+    if log_format == "json":
+        assert all(json.loads(line)["level"] for line in text.splitlines())
     for secret in (BOT_TOKEN, SIGNING_SECRET, DIS_SK, *signatures):
-        assert secret not in caplog.text
+        assert secret not in text

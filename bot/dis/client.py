@@ -220,6 +220,7 @@ class DisClient:
             path,
             response.status_code,
             request_id,
+            extra={"dis_request_id": request_id},
         )
         if response.is_success:
             return response
@@ -229,5 +230,7 @@ class DisClient:
         if error.code in ("APIGW.0301", "APIG.0301"):
             # The gateway's message holds the canonical request it computed and no secret:
             # logging it lets an operator diff it against what the bot signed.
-            logger.error("DIS refused the signature: %s", error.message)
+            logger.error(
+                "DIS refused the signature: %s", error.message, extra={"dis_request_id": request_id}
+            )
         raise error

@@ -25,6 +25,7 @@ from bot.commands import (
     usage_text,
 )
 from bot.errors import CommandError, Refusal, StoreError
+from bot.logs import bind
 from bot.service import DumptaskService
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
@@ -94,6 +95,7 @@ class Listeners:
         respond: AsyncRespond,
     ) -> None:
         """Parse in the ack (it is instant); ask DIS and post the card after it."""
+        bind(user=command.get("user_id"), channel=command.get("channel_id"))
         try:
             parsed = parse_command(command.get("text") or "")
         except CommandError as error:
@@ -140,6 +142,7 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         """Record the approval; the click that completes the quorum executes the request."""
+        self._bind_click(body)
         await ack()
         await self._after_ack(body, client, respond, self._approve(body))
 
@@ -147,6 +150,7 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         """Cancel an open request; the card then says who cancelled it."""
+        self._bind_click(body)
         await ack()
         await self._after_ack(body, client, respond, self._cancel(body))
 
@@ -220,6 +224,13 @@ class Listeners:
             await tell_user(client, respond, body, text)
         except SlackApiError:
             logger.exception("could not tell the user about an error")
+
+    @classmethod
+    def _bind_click(cls, body: dict[str, Any]) -> None:
+        """Name the clicker, the channel and the request on every line logged for this click."""
+        bind(
+            user=body["user"]["id"], channel=cls._channel_id(body), request_id=cls._request_id(body)
+        )
 
     @staticmethod
     def _request_id(body: dict[str, Any]) -> str:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -16,12 +23,27 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, event, insert, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot.audit import AuditEvent
+from bot.audit_export import AuditFilters, AuditRow
 from bot.errors import StoreError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestState
@@ -48,6 +70,8 @@ POOL_TIMEOUT_S = 5
 # Every store call gives up after this long, whatever the driver does: a database that hangs
 # (a stopped server keeps its sockets open) must cost a user a clear error, not a silence.
 OPERATION_TIMEOUT_S = 8.0
+# Rows fetched at a time by the audit export: what it holds in memory, whatever the trail's size.
+AUDIT_BATCH_ROWS = 1000
 
 
 def engine_url(database_url: str) -> URL:
@@ -523,6 +547,70 @@ class SqlStore:
     async def close(self) -> None:
         """Release every pooled connection."""
         await self._engine.dispose()
+
+    # -- the audit export ---------------------------------------------------------------------
+
+    async def iter_audit(
+        self, filters: AuditFilters, *, batch_size: int = AUDIT_BATCH_ROWS
+    ) -> AsyncGenerator[AuditRow, None]:
+        """The events matching ``filters``, oldest first, with their request's stream and channel.
+
+        Streamed, so a trail of any length takes constant memory: one read transaction with a
+        server-side cursor (PostgreSQL: a named cursor; SQLite: a statement stepped as rows are
+        fetched) gives a consistent snapshot ``batch_size`` rows at a time. The export may take
+        as long as its reader does, so each fetch, not the whole export, is bounded in time.
+        """
+        query = self._audit_query(filters).execution_options(yield_per=batch_size)
+        async with self._connection("export the audit trail", write=False) as connection:
+            async with asyncio.timeout(self._timeout):
+                result = await connection.stream(query)
+            while True:
+                async with asyncio.timeout(self._timeout):
+                    batch = await result.fetchmany(batch_size)
+                if not batch:
+                    return
+                for row in batch:
+                    yield AuditRow(*row)
+
+    def _request_field(self, name: str) -> ColumnElement[str]:
+        """A top-level field of the request's JSON document (``stream``, ``action``)."""
+        data = requests_table.c.data
+        if self.dialect == "sqlite":
+            return func.json_extract(data, f"$.{name}", type_=Text)
+        return func.json_extract_path_text(cast(data, JSON), name, type_=Text)
+
+    def _audit_query(self, filters: AuditFilters) -> Select[Any]:
+        audit, requests = audit_table.c, requests_table.c
+        stream = self._request_field("stream")
+        conditions: list[ColumnElement[bool]] = []
+        if filters.since is not None:
+            conditions.append(audit.at >= filters.since)
+        if filters.until is not None:
+            conditions.append(audit.at < filters.until)
+        if filters.stream is not None:
+            conditions.append(stream == filters.stream)
+        if filters.user is not None:
+            conditions.append(or_(audit.actor == filters.user, requests.requester == filters.user))
+        if filters.channel is not None:
+            conditions.append(requests.channel == filters.channel)
+        if filters.request is not None:
+            conditions.append(audit.request_id == filters.request)
+        return (
+            select(  # in the order of ``AuditRow``'s fields
+                audit.id,
+                audit.at,
+                audit.request_id,
+                audit.kind,
+                audit.actor,
+                requests.channel,
+                stream.label("stream"),
+                self._request_field("action").label("action"),
+                audit.detail,
+            )
+            .select_from(audit_table.outerjoin(requests_table, requests.id == audit.request_id))
+            .where(*conditions)
+            .order_by(audit.id)
+        )
 
 
 async def open_store(database_url: str) -> SqlStore:
