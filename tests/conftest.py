@@ -107,22 +107,26 @@ def make_settings(
 
 
 @pytest.fixture
-def start_bot(tmp_path, dis, slack, clock) -> Iterator[Callable[..., BotThread]]:
-    """Start the real bot (uvicorn, SQLite) with setting overrides; stopped after the test."""
-    running: list[BotThread] = []
+def start_bot(
+    request: pytest.FixtureRequest, tmp_path, dis, slack, clock
+) -> Callable[..., BotThread]:
+    """Start the real bot (uvicorn, SQLite) with setting overrides; stopped after the test.
+
+    Each bot is stopped by a finalizer of the test itself, registered when the bot starts, so
+    it runs before any fixture is torn down, whatever the order the test asked for them in: a
+    bot must not outlive a database (``postgres_url``) or stand-in it is still using.
+    """
 
     def start(**overrides: Any) -> BotThread:
         bot = BotThread(
             make_settings(tmp_path, dis, slack, **overrides), clock=clock, sweep_interval=0.05
         )
         bot.start()
-        running.append(bot)
+        request.node.addfinalizer(bot.stop)
         slack.request_url = bot.events_url
         return bot
 
-    yield start
-    for bot in running:
-        bot.stop()
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +145,10 @@ def postgres_server() -> str:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL whose connections use a fresh, empty schema, dropped after the test."""
+    """A URL whose connections use a fresh, empty schema, dropped after the test.
+
+    Bots started by ``start_bot`` on it are stopped before, so none is using the schema then.
+    """
     schema = f"store_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
