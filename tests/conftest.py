@@ -31,9 +31,41 @@ REQUESTER, APPROVER1, APPROVER2, OUTSIDER = (
 INCIDENT, RANDOM = "C0INCIDENT", "C0RANDOM"
 STREAM = "orders-stream"
 OBS_ID, ARCHIVE_ID, DLI_ID = "As805BudhcH1lDs6gbn", "9dSu1wfCytSk1aOLxvF", "Kq3ZtV8mYw2Lp0Rc7Hd"
-POSTGRES_URL = os.environ.get(
-    "DUMPTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL_VARIABLE = "DUMPTASK_TEST_POSTGRES_URL"
+POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE, "postgresql://postgres@127.0.0.1:5432/test")
+# What the bot (Settings, Bolt, the CLI) may read from the environment.
+BOT_VARIABLE_PREFIXES = ("SLACK_", "DIS_", "DUMPTASK_", "HUAWEICLOUD_SDK_")
+BOT_VARIABLES = frozenset(
+    {
+        "DATABASE_URL",
+        "HOST",
+        "PORT",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "METRICS_PORT",
+        "SHUTDOWN_GRACE_SECONDS",
+    }
 )
+
+
+def is_bot_variable(name: str) -> bool:
+    """Whether the bot could read ``name``; the test suite's own PostgreSQL URL is not its."""
+    return name != POSTGRES_URL_VARIABLE and (
+        name.startswith(BOT_VARIABLE_PREFIXES) or name in BOT_VARIABLES
+    )
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs without the bot's variables, so a developer's shell cannot change it.
+
+    Settings built in tests take every value they need from code, but a variable left unset
+    there would still be read from the environment (``DUMPTASK_ALLOWED_CHANNELS`` in a shell,
+    say, would refuse every command). Subprocesses get the cleared environment too.
+    """
+    for name in list(os.environ):
+        if is_bot_variable(name):
+            monkeypatch.delenv(name)
 
 
 class Clock:
