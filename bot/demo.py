@@ -16,12 +16,9 @@ nothing from the environment or ``.env``: a real configuration lying around must
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Self
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -30,7 +27,7 @@ from bot.settings import Settings
 from bot.sim.bot_thread import BotThread
 from bot.sim.dis import SAMPLE_DATA, DisStandIn
 from bot.sim.dis_data import load_data
-from bot.sim.server import StartStop
+from bot.sim.server import StartStop, stop_signals
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_page import PageConfig, install_page
 
@@ -164,15 +161,7 @@ class DemoStack(StartStop):
 
 def run_demo(port: int = DEFAULT_PORT) -> int:
     """Run the demo until Ctrl-C (or SIGTERM); return the process exit status."""
-    stopping = threading.Event()
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    previous = {
-        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
+    with stop_signals() as stopping:
         try:
             stack = DemoStack(port=port).start()
         except (OSError, RuntimeError) as error:
@@ -181,13 +170,9 @@ def run_demo(port: int = DEFAULT_PORT) -> int:
         try:
             print(f"Open {stack.url} in a browser", flush=True)  # noqa: T201 - the output
             print("Press Ctrl-C to stop.", flush=True)  # noqa: T201
-            # A short timeout keeps the main thread responsive to signals on every platform.
             while not stopping.wait(timeout=0.5):
                 pass
             print("Stopping the demo...", flush=True)  # noqa: T201
         finally:
             stack.stop()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     return 0

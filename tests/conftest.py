@@ -35,9 +35,41 @@ REQUESTER, APPROVER1, APPROVER2, OUTSIDER = (
 INCIDENT, RANDOM = "C0INCIDENT", "C0RANDOM"
 STREAM = "orders-stream"
 OBS_ID, ARCHIVE_ID, DLI_ID = "As805BudhcH1lDs6gbn", "9dSu1wfCytSk1aOLxvF", "Kq3ZtV8mYw2Lp0Rc7Hd"
-POSTGRES_URL = os.environ.get(
-    "DUMPTASK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL_VARIABLE = "DUMPTASK_TEST_POSTGRES_URL"
+POSTGRES_URL = os.environ.get(POSTGRES_URL_VARIABLE, "postgresql://postgres@127.0.0.1:5432/test")
+# What the bot (Settings, Bolt, the CLI) may read from the environment.
+BOT_VARIABLE_PREFIXES = ("SLACK_", "DIS_", "DUMPTASK_", "HUAWEICLOUD_SDK_")
+BOT_VARIABLES = frozenset(
+    {
+        "DATABASE_URL",
+        "HOST",
+        "PORT",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+        "METRICS_PORT",
+        "SHUTDOWN_GRACE_SECONDS",
+    }
 )
+
+
+def is_bot_variable(name: str) -> bool:
+    """Whether the bot could read ``name``; the test suite's own PostgreSQL URL is not its."""
+    return name != POSTGRES_URL_VARIABLE and (
+        name.startswith(BOT_VARIABLE_PREFIXES) or name in BOT_VARIABLES
+    )
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs without the bot's variables, so a developer's shell cannot change it.
+
+    Settings built in tests take every value they need from code, but a variable left unset
+    there would still be read from the environment (``DUMPTASK_ALLOWED_CHANNELS`` in a shell,
+    say, would refuse every command). Subprocesses get the cleared environment too.
+    """
+    for name in list(os.environ):
+        if is_bot_variable(name):
+            monkeypatch.delenv(name)
 
 
 class Clock:
@@ -120,22 +152,26 @@ def make_settings(
 
 
 @pytest.fixture
-def start_bot(tmp_path, dis, slack, clock) -> Iterator[Callable[..., BotThread]]:
-    """Start the real bot (uvicorn, SQLite) with setting overrides; stopped after the test."""
-    running: list[BotThread] = []
+def start_bot(
+    request: pytest.FixtureRequest, tmp_path, dis, slack, clock
+) -> Callable[..., BotThread]:
+    """Start the real bot (uvicorn, SQLite) with setting overrides; stopped after the test.
+
+    Each bot is stopped by a finalizer of the test itself, registered when the bot starts, so
+    it runs before any fixture is torn down, whatever the order the test asked for them in: a
+    bot must not outlive a database (``postgres_url``) or stand-in it is still using.
+    """
 
     def start(**overrides: Any) -> BotThread:
         bot = BotThread(
             make_settings(tmp_path, dis, slack, **overrides), clock=clock, sweep_interval=0.05
         )
         bot.start()
-        running.append(bot)
+        request.node.addfinalizer(bot.stop)
         slack.request_url = bot.events_url
         return bot
 
-    yield start
-    for bot in running:
-        bot.stop()
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +201,10 @@ def fresh_schema(server: str) -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A URL whose connections use a fresh, empty schema, dropped after the test."""
+    """A URL whose connections use a fresh, empty schema, dropped after the test.
+
+    Bots started by ``start_bot`` on it are stopped before, so none is using the schema then.
+    """
     with fresh_schema(postgres_server) as url:
         yield url
 

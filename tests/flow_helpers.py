@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
-from bot.lifecycle import Request
-from bot.sim.bot_thread import BotThread
+from bot.app import Bot
+from bot.audit import AuditKind
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_api import Message
 
@@ -15,6 +15,16 @@ T = TypeVar("T")
 
 APPROVE, CANCEL = "dumptask.approve", "dumptask.cancel"
 REQUESTER_ID = "U0REQUESTER"
+
+
+class RunningBot(Protocol):
+    """A bot under test whose store the test may read on the bot's own loop (``BotThread``)."""
+
+    bot: Bot | None
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coroutine`` on the bot's event loop and return its result."""
+        ...
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
@@ -59,6 +69,63 @@ def wait_for_card(slack: SlackStandIn, channel: str, count: int = 1) -> Message:
     )
 
 
+def wait_for_stored_card(
+    bot: RunningBot, slack: SlackStandIn, channel: str, count: int = 1
+) -> Message:
+    """Wait for the ``count``-th card and until the bot has recorded it; return the card.
+
+    Slack has the card once ``chat.postMessage`` returns, but the bot then writes the card's
+    ``ts`` into the request (a new version of it) and audits ``card_posted``. A test that
+    clicks, moves the clock, stops the bot or changes the stored request before those writes
+    races them: the bot may find no card to update or reply under, a read-modify-write loses
+    to the newer version, and a bot stopped mid-write leaks its database connection. Call
+    this, not ``wait_for_card``, before acting on a card or ending the test.
+    """
+    card = wait_for_card(slack, channel, count)
+    request_id = request_id_of(card)
+    assert bot.bot is not None
+    store = bot.bot.store
+
+    def card_is_recorded() -> bool:
+        request = bot.run(store.get(request_id))
+        trail = bot.run(store.audit_trail(request_id))
+        return (
+            request is not None
+            and request.card_ts == card.ts
+            and any(event.kind == AuditKind.CARD_POSTED for event in trail)
+        )
+
+    eventually(card_is_recorded, what=f"the bot to record card {card.ts} of {request_id}")
+    return card
+
+
+def wait_for_refusals(slack: SlackStandIn, channel: str, count: int) -> list[Message]:
+    """Wait until ``count`` ephemeral answers (to anyone) are in ``channel``, and return them.
+
+    When many people click at once, the winning click's outcome may land while the bot still
+    answers the others; the test must not end (and stop the bot) before every click is answered.
+    """
+    return eventually(
+        lambda: (
+            len(found := [m for m in slack.messages(channel) if m.is_ephemeral]) >= count and found
+        ),
+        what=f"{count} refused click(s) to be answered",
+    )
+
+
+def request_id_of(card: Message) -> str:
+    """The id of the request a card asks to approve, the value of its Approve button."""
+    values = [
+        element["value"]
+        for block in card.blocks
+        if block.get("type") == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == APPROVE
+    ]
+    assert values, f"card {card.ts} has no Approve button"
+    return str(values[0])
+
+
 def card_text(slack: SlackStandIn, channel: str, ts: str) -> str:
     """Everything the card shows, its blocks flattened to text, for simple assertions."""
     message = slack.message(channel, ts)
@@ -75,19 +142,3 @@ def wait_for_thread_reply(slack: SlackStandIn, channel: str, ts: str) -> Message
     return eventually(
         lambda: slack.thread(channel, ts) and slack.thread(channel, ts)[-1], what="a thread reply"
     )
-
-
-def wait_for_stored_card(bot: BotThread, requester: str | None = None) -> Request:
-    """The newest request of ``requester`` once its card's ``ts`` is stored (the card's last write).
-
-    A test that changes the stored request must wait for this, not for the card to appear in
-    Slack: the bot records the card's ``ts`` right after posting it, which bumps the version.
-    """
-    assert bot.bot is not None
-    store = bot.bot.store
-
-    def stored() -> Request | None:
-        found = bot.run(store.recent_for(requester or REQUESTER_ID, limit=1))
-        return found[0] if found and found[0].card_ts else None
-
-    return eventually(stored, what="the card's ts in the store")

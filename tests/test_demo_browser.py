@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from bot.demo import BOT_TOKEN, DemoStack
+from bot.demo import BOT_TOKEN, CHANNEL, DemoStack
+from tests.flow_helpers import wait_for_stored_card
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +77,20 @@ def act_as(page: Page, user_id: str) -> None:
     )
 
 
+def send(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_until(page: Page, condition: Callable[[], object], what: str) -> None:
+    """Wait for a condition on the test's side, letting Playwright handle events meanwhile."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(20)
+
+
 def approve_and_confirm(page: Page) -> None:
     card = page.locator(".message.from-app").first
     card.get_by_role("button", name="Approve").click()
@@ -83,16 +100,15 @@ def approve_and_confirm(page: Page) -> None:
     expect(dialog).to_have_count(0)
 
 
-def test_request_refusal_and_approval_in_the_browser(page):
+def test_request_refusal_and_approval_in_the_browser(page, demo):
     """Alice asks, cannot approve her own request, bob approves; card and thread show RUNNING."""
-    box = page.get_by_role("textbox", name="Message")
-    expect(box).to_have_attribute(
+    expect(page.get_by_role("textbox", name="Message")).to_have_attribute(
         "placeholder", re.compile(re.escape("start|stop <stream> <task>..."))
     )
-    box.fill(REQUEST)
-    box.press("Enter")
+    send(page, REQUEST)
     card = page.locator(".message.from-app").first
     expect(card).to_contain_text("Approval needed: start 1 dump task", timeout=WAIT_MS)
+    wait_for_stored_card(demo.bot, demo.slack, CHANNEL)
     expect(card).to_contain_text("orders-archive")
     expect(card).to_contain_text("INC-42 demo")
     expect(card.locator(".mention", has_text="@oncall-leads")).to_be_visible()
@@ -119,13 +135,19 @@ def test_request_refusal_and_approval_in_the_browser(page):
 
 def test_deny_closes_the_dialog_without_clicking(page, demo):
     """The confirm dialog's "Go back" closes it and sends nothing to the bot."""
-    page.get_by_role("textbox", name="Message").fill(REQUEST)
-    page.get_by_role("textbox", name="Message").press("Enter")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(urlsplit(request.url).path))
+    send(page, REQUEST)
     card = page.locator(".message.from-app").first
     card.get_by_role("button", name="Approve").click(timeout=WAIT_MS)
+    wait_for_stored_card(demo.bot, demo.slack, CHANNEL)
     page.get_by_role("dialog").get_by_role("button", name="Go back").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
-    page.wait_for_timeout(1500)
+    # A click would leave the page at once, and requests are reported in the order the page
+    # makes them: once the next message typed has gone out, no click can follow.
+    send(page, "never mind")
+    wait_until(page, lambda: "/page/api/message" in sent, "the next message to go out")
+    assert "/page/api/click" not in sent
     expect(card).to_contain_text("Approval needed")
     expect(page.locator(".message.ephemeral")).to_have_count(0)
     assert demo.slack.calls_to("chat.update") == []
@@ -162,3 +184,35 @@ def test_user_text_is_shown_literally_and_unknown_blocks_as_json(page, demo):
     )
     expect(section.locator("time")).to_have_text(re.compile(r"^2024-11-2[789]$"))
     expect(page.locator(".bk-unknown")).to_contain_text('"type": "rich_text"')
+
+
+def test_switching_people_during_a_poll_shows_only_the_new_persons_messages(page):
+    """An answer still on its way for the previous person is dropped, with their ephemerals."""
+    ephemeral = page.locator(".message.ephemeral")
+    send(page, "/dumptask help")
+    expect(ephemeral).to_contain_text("/dumptask start", timeout=WAIT_MS)
+    act_as(page, "U0APPROVER1")
+    send(page, "/dumptask list orders-stream")
+    expect(ephemeral).to_contain_text("Dump tasks of stream", timeout=WAIT_MS)
+    act_as(page, "U0REQUESTER")
+    expect(ephemeral).to_contain_text("/dumptask start", timeout=WAIT_MS)
+
+    # Hold alice's next poll in flight, switch people twice, then let its answer arrive.
+    held: list[Route] = []
+
+    def alices_poll(url: str) -> bool:
+        return "/page/api/messages?" in url and "user=U0REQUESTER" in url
+
+    def hold(route: Route) -> None:  # Playwright cannot take a bound builtin like held.append
+        held.append(route)
+
+    page.route(alices_poll, hold)
+    wait_until(page, lambda: held, "the page to poll for alice")
+    act_as(page, "U0APPROVER2")
+    act_as(page, "U0APPROVER1")
+    held[0].continue_()
+    page.unroute(alices_poll)
+
+    expect(ephemeral).to_have_count(1, timeout=WAIT_MS)
+    expect(ephemeral).to_contain_text("Dump tasks of stream", timeout=WAIT_MS)
+    expect(ephemeral).not_to_contain_text("/dumptask start")

@@ -23,7 +23,7 @@ import yaml
 from bot.demo import DemoStack
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_page import COMMAND_DESCRIPTION, USAGE_HINT, PageConfig, install_page
-from tests.flow_helpers import APPROVE, eventually
+from tests.flow_helpers import APPROVE, eventually, wait_for_stored_card
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTER, APPROVER, OUTSIDER = "U0REQUESTER", "U0APPROVER1", "U0OUTSIDER"
@@ -282,7 +282,8 @@ def test_a_command_reaches_the_real_bot_which_posts_the_card(demo, demo_page):
     )
     assert answer.json() == {"ok": True, "status": 200}
 
-    card = eventually(lambda: seen_by(demo_page, OUTSIDER), what="the card")[0]
+    wait_for_stored_card(demo.bot, demo.slack, INCIDENT)
+    card = seen_by(demo_page, OUTSIDER)[0]
     assert card["author"]["kind"] == "app"
     assert "INC-42 demo" in str(card["blocks"])
     buttons = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -294,7 +295,8 @@ def test_a_click_reaches_the_real_bot_and_its_refusal_is_ephemeral(demo, demo_pa
     demo_page.post(
         "/page/api/command", json={"user": REQUESTER, "channel": INCIDENT, "text": REQUEST}
     )
-    card = eventually(lambda: seen_by(demo_page, REQUESTER), what="the card")[0]
+    wait_for_stored_card(demo.bot, demo.slack, INCIDENT)
+    card = seen_by(demo_page, REQUESTER)[0]
 
     body = {"user": REQUESTER, "channel": INCIDENT, "ts": card["ts"], "action_id": APPROVE}
     assert demo_page.post("/page/api/click", json=body).json() == {"ok": True, "status": 200}
@@ -311,7 +313,8 @@ def test_a_click_on_a_button_the_message_never_had_is_refused(demo, demo_page):
     demo_page.post(
         "/page/api/command", json={"user": REQUESTER, "channel": INCIDENT, "text": REQUEST}
     )
-    card = eventually(lambda: seen_by(demo_page, REQUESTER), what="the card")[0]
+    wait_for_stored_card(demo.bot, demo.slack, INCIDENT)
+    card = seen_by(demo_page, REQUESTER)[0]
     body = {"user": APPROVER, "channel": INCIDENT, "ts": card["ts"], "action_id": "dumptask.nope"}
     response = demo_page.post("/page/api/click", json=body)
     assert response.status_code == 400

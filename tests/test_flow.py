@@ -39,8 +39,10 @@ from tests.flow_helpers import (
     card_text,
     eventually,
     has_buttons,
+    request_id_of,
     wait_for_card,
     wait_for_ephemeral,
+    wait_for_refusals,
     wait_for_stored_card,
     wait_for_thread_reply,
 )
@@ -48,12 +50,12 @@ from tests.flow_helpers import (
 
 def test_start_happy_path(start_bot, slack, dis):
     """Request, approve, one signed start call, the card and thread report RUNNING."""
-    start_bot()
+    bot = start_bot()
     ack = slack.send_command(
         REQUESTER, INCIDENT, f'start {STREAM} orders-archive --reason "INC-1 stalled"'
     )
     assert ack.status_code == 200
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     shown = card_text(slack, INCIDENT, card.ts)
     assert "orders-archive" in shown and ARCHIVE_ID in shown and "PAUSED" in shown
     assert "INC-1 stalled" in shown
@@ -72,9 +74,9 @@ def test_start_happy_path(start_bot, slack, dis):
 
 def test_stop_happy_path(start_bot, slack, dis):
     """A stop request, once approved, pauses the task and reports PAUSED."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"stop {STREAM} {OBS_ID}")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
     assert "PAUSED" in reply.text
@@ -84,11 +86,11 @@ def test_stop_happy_path(start_bot, slack, dis):
 
 def test_names_are_resolved_to_ids(start_bot, slack, dis):
     """Tasks named by name (and by id, with commas) are sent to DIS by id, once each."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(
         REQUESTER, INCIDENT, f"START {STREAM} orders-archive,{DLI_ID} orders-archive"
     )
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     [call] = dis.action_calls()
@@ -97,9 +99,9 @@ def test_names_are_resolved_to_ids(start_bot, slack, dis):
 
 def test_already_in_wanted_state_is_flagged(start_bot, slack):
     """A task already RUNNING is flagged on a start card."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-to-obs")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     assert "already" in card_text(slack, INCIDENT, card.ts).lower()
 
 
@@ -115,9 +117,9 @@ def test_unknown_task_is_refused_with_the_tasks_that_exist(start_bot, slack, dis
 
 def test_requester_cannot_approve_own_request(start_bot, slack, dis):
     """The requester's own approve click is refused ephemerally; the card is unchanged."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     before = slack.message(INCIDENT, card.ts).blocks
     slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
     [text] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
@@ -128,9 +130,9 @@ def test_requester_cannot_approve_own_request(start_bot, slack, dis):
 
 def test_self_approval_when_allowed(start_bot, slack, dis):
     """With DUMPTASK_ALLOW_SELF_APPROVAL the requester's own click executes the request."""
-    start_bot(dumptask_allow_self_approval=True)
+    bot = start_bot(dumptask_allow_self_approval=True)
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     assert len(dis.action_calls()) == 1
@@ -138,9 +140,9 @@ def test_self_approval_when_allowed(start_bot, slack, dis):
 
 def test_non_approver_is_refused(start_bot, slack, dis):
     """Someone outside DUMPTASK_APPROVERS (a user group here) cannot approve."""
-    start_bot(dumptask_approvers="S0ONCALL")
+    bot = start_bot(dumptask_approvers="S0ONCALL")
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(OUTSIDER, INCIDENT, card.ts, APPROVE)
     [text] = wait_for_ephemeral(slack, INCIDENT, OUTSIDER)
     assert "not one of the approvers" in text
@@ -152,9 +154,9 @@ def test_non_approver_is_refused(start_bot, slack, dis):
 
 def test_quorum_of_two(start_bot, slack, dis):
     """With two approvals required, the first shows progress and only the second executes."""
-    start_bot(dumptask_approvals_required=2)
+    bot = start_bot(dumptask_approvals_required=2)
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     eventually(lambda: "1 of 2" in card_text(slack, INCIDENT, card.ts), what="progress on the card")
     assert has_buttons(slack, INCIDENT, card.ts)
@@ -169,9 +171,9 @@ def test_quorum_of_two(start_bot, slack, dis):
 
 def test_cancel(start_bot, slack, dis):
     """The requester cancels; the card says who, loses its buttons, and approval is refused."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(REQUESTER, INCIDENT, card.ts, CANCEL)
     eventually(lambda: not has_buttons(slack, INCIDENT, card.ts), what="buttons gone")
     assert "cancelled" in card_text(slack, INCIDENT, card.ts).lower()
@@ -184,9 +186,9 @@ def test_cancel(start_bot, slack, dis):
 
 def test_outsider_cannot_cancel(start_bot, slack):
     """Someone who is neither requester nor approver cannot cancel."""
-    start_bot(dumptask_approvers="U0APPROVER1")
+    bot = start_bot(dumptask_approvers="U0APPROVER1")
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(OUTSIDER, INCIDENT, card.ts, CANCEL)
     [text] = wait_for_ephemeral(slack, INCIDENT, OUTSIDER)
     assert "cancel" in text
@@ -195,9 +197,9 @@ def test_outsider_cannot_cancel(start_bot, slack):
 
 def test_expiry_updates_the_card_without_a_click(start_bot, slack, dis, clock):
     """Past the TTL the card says it expired by itself, and approval is refused."""
-    start_bot(dumptask_approval_ttl_seconds=60)
+    bot = start_bot(dumptask_approval_ttl_seconds=60)
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     clock.advance(61)
     eventually(
         lambda: "expired" in card_text(slack, INCIDENT, card.ts).lower(), what="expired card"
@@ -211,9 +213,9 @@ def test_expiry_updates_the_card_without_a_click(start_bot, slack, dis, clock):
 
 def test_twenty_concurrent_approvals_make_one_dis_call(start_bot, slack, dis):
     """Twenty approve clicks at once (many users, double clicks) lead to exactly one DIS call."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     clickers = [APPROVER1, APPROVER2, OUTSIDER] * 7
     barrier = threading.Barrier(20)
     statuses: list[int] = []
@@ -229,15 +231,16 @@ def test_twenty_concurrent_approvals_make_one_dis_call(start_bot, slack, dis):
         thread.join()
     assert statuses == [200] * 20
     wait_for_thread_reply(slack, INCIDENT, card.ts)
+    wait_for_refusals(slack, INCIDENT, 19)
     assert len(dis.action_calls()) == 1
     assert len(slack.thread(INCIDENT, card.ts)) == 1
 
 
 def test_dis_error_is_reported_with_code_and_request_id(start_bot, slack, dis):
     """A DIS refusal of the batch call shows its code, message, request id and advice."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     dis.inject(Fault.dis_error(403, "DIS.4116", "No permission for DIS.", method="POST"))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
@@ -251,10 +254,10 @@ def test_dis_error_is_reported_with_code_and_request_id(start_bot, slack, dis):
 
 def test_dis_unavailable_when_asking_still_posts_card(start_bot, slack, dis):
     """When DIS cannot be reached, the card is posted saying the state is unknown and why."""
-    start_bot()
+    bot = start_bot()
     dis.inject(Fault.status(503, fraction=1.0))
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     shown = card_text(slack, INCIDENT, card.ts).lower()
     assert "unknown" in shown
     assert "503" in shown or "unavailable" in shown
@@ -266,9 +269,9 @@ def test_dis_unavailable_when_asking_still_posts_card(start_bot, slack, dis):
 
 def test_dis_recovering_within_retries_succeeds(start_bot, slack, dis):
     """A DIS failing once with 503 on the batch call recovers through the retry."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     dis.inject(Fault.status(503, count=1, method="POST"))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
@@ -278,29 +281,29 @@ def test_dis_recovering_within_retries_succeeds(start_bot, slack, dis):
 
 def test_dis_down_on_approval_then_retry_by_new_request(start_bot, slack, dis):
     """DIS down at approval time fails the request with advice; a new request then succeeds."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     dis.inject(Fault.status(503, fraction=1.0))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
     assert "try again" in (reply.text + str(reply.blocks)).lower()
     dis.clear_faults()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    second = wait_for_card(slack, INCIDENT, count=2)
+    second = wait_for_stored_card(bot, slack, INCIDENT, count=2)
     slack.click(APPROVER1, INCIDENT, second.ts, APPROVE)
     assert "RUNNING" in wait_for_thread_reply(slack, INCIDENT, second.ts).text
 
 
 def test_channel_mention_in_reason_is_escaped(start_bot, slack):
     """A reason of <!channel> is shown escaped, so it pings nobody."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(
         REQUESTER,
         INCIDENT,
         f'start {STREAM} orders-archive -r "<!channel> look <https://evil|here>"',
     )
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     message = slack.message(INCIDENT, card.ts)
     everything = message.text + str(message.blocks)
     assert "<!channel>" not in everything
@@ -392,9 +395,9 @@ def test_not_in_channel_is_explained(start_bot, slack):
 
 def test_slack_rate_limit_on_card_update_is_retried(start_bot, slack, dis):
     """A rate-limited chat.update is retried by the SDK handler and the card still updates."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.fail_next("chat.update", "ratelimited", retry_after=0)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
@@ -405,9 +408,9 @@ def test_slack_rate_limit_on_card_update_is_retried(start_bot, slack, dis):
 
 def test_card_update_failure_posts_outcome_as_new_message(start_bot, slack, dis):
     """If the card cannot be updated, the card and the outcome are posted as one new message."""
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.fail_next("chat.update", "message_not_found", count=10)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     posted = wait_for_card(slack, INCIDENT, count=2)
@@ -428,7 +431,7 @@ def test_audit_trail_records_every_step(start_bot, slack, dis):
     """The audit trail holds requested, refused click, approved, DIS call and verification."""
     bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(REQUESTER, INCIDENT, card.ts, APPROVE)
     wait_for_ephemeral(slack, INCIDENT, REQUESTER)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
@@ -458,10 +461,11 @@ def test_execution_abandoned_by_a_crash_is_finished_by_reading_back(start_bot, s
     """A request a dead process left "sending" is read back by a live one, never sent again."""
     bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     assert bot.bot is not None
     store = bot.bot.store
-    request = wait_for_stored_card(bot)
+    request = bot.run(store.get(request_id_of(card)))
+    assert request is not None
     crashed = dataclass_replace(
         request,
         state=RequestState.EXECUTING,
@@ -497,7 +501,7 @@ def test_execution_abandoned_by_a_crash_is_finished_by_reading_back(start_bot, s
 
 def test_ack_is_immediate_even_when_dis_is_slow(start_bot, slack, dis):
     """With DIS taking longer than Slack's 3 s, eight commands at once are all acknowledged."""
-    start_bot(dis_timeout_seconds=10, dis_retry_total_seconds=10)
+    bot = start_bot(dis_timeout_seconds=10, dis_retry_total_seconds=10)
     dis.inject(Fault.latency(3.5, fraction=1.0))
     results: list[int] = []
 
@@ -513,6 +517,8 @@ def test_ack_is_immediate_even_when_dis_is_slow(start_bot, slack, dis):
         thread.join()
     assert results == [200] * 8, "no operation_timeout"
     eventually(lambda: len(slack.calls_to("chat.postMessage")) == 8, timeout=15, what="eight cards")
+    for count in range(1, 9):
+        wait_for_stored_card(bot, slack, INCIDENT, count)
 
 
 def test_list_shows_tasks_with_ids_and_states(start_bot, slack):
@@ -537,7 +543,7 @@ def test_status_shows_recent_requests_and_one_history(start_bot, slack, dis):
     """`/dumptask status` lists the caller's requests; with an id it shows the audit trail."""
     bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     assert bot.bot is not None
@@ -559,9 +565,9 @@ def test_no_secret_reaches_the_logs_during_a_whole_flow(
 ):
     """At DEBUG level, in either format, a whole flow never logs a token, secret or signature."""
     logs = capture_logs(log_format, "DEBUG")
-    start_bot()
+    bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(bot, slack, INCIDENT)
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     signatures = [c.headers["authorization"].split("Signature=")[1] for c in dis.calls]

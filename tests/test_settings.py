@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.settings import Settings, load_settings
+from tests.conftest import is_bot_variable
 
 REQUIRED = {
     "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
@@ -20,15 +22,8 @@ REQUIRED = {
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """Each test starts from an empty environment and a folder without `.env`."""
-    for name in list(__import__("os").environ):
-        if name.startswith(("SLACK_", "DIS_", "DUMPTASK_", "HUAWEICLOUD_")) or name in (
-            "DATABASE_URL",
-            "HOST",
-            "PORT",
-        ):
-            monkeypatch.delenv(name)
+def folder_without_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Each test runs in a folder without `.env` (conftest already cleared the environment)."""
     monkeypatch.chdir(tmp_path)
 
 
@@ -353,3 +348,29 @@ def test_refused_token_is_named_but_never_echoed(monkeypatch, variable, value):
     assert "hunter2" not in repr(error)
     assert error.__cause__ is None
     assert error.__suppress_context__
+
+
+def test_no_variable_the_bot_reads_reaches_a_test():
+    """No variable the bot reads is set during a test, whatever the shell exported."""
+    assert [name for name in os.environ if is_bot_variable(name)] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "cleared"),
+    [
+        ("SLACK_BOT_TOKEN", True),
+        ("DIS_ENDPOINT", True),
+        ("DUMPTASK_ALLOWED_CHANNELS", True),
+        ("HUAWEICLOUD_SDK_AK", True),
+        ("DATABASE_URL", True),
+        ("PORT", True),
+        ("LOG_LEVEL", True),
+        ("SHUTDOWN_GRACE_SECONDS", True),
+        ("DUMPTASK_TEST_POSTGRES_URL", False),
+        ("CI", False),
+        ("PATH", False),
+    ],
+)
+def test_the_bot_variables_are_told_from_the_rest(name, cleared):
+    """Every prefix and name the bot reads is cleared; the suite's own variables are kept."""
+    assert is_bot_variable(name) is cleared

@@ -1113,9 +1113,18 @@ def test_a_wrong_data_file_names_the_bad_value(data: dict[str, object], where: s
         parse_data(data)
 
 
-def test_the_command_line_serves_a_data_file_until_interrupted() -> None:
+# A shell running a background job (`bash tests/run.sh &`) starts it with SIGINT ignored, and
+# that is inherited through exec; the stand-in must still stop on Ctrl-C (`kill -INT`).
+IGNORING_SIGINT = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]
+
+
+@pytest.mark.parametrize("launcher", [[], IGNORING_SIGINT], ids=["directly", "sigint-ignored"])
+def test_the_command_line_serves_a_data_file_until_interrupted(launcher: list[str]) -> None:
     """`python -m bot.sim.dis` prints its URL, answers signed calls and exits on Ctrl-C."""
-    command = [sys.executable, "-m", "bot.sim.dis", "--data", str(SAMPLE_DATA), "--port", "0"]
+    command = [
+        *launcher,
+        *(sys.executable, "-m", "bot.sim.dis", "--data", str(SAMPLE_DATA), "--port", "0"),
+    ]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:
             assert process.stdout is not None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
-from bot.app import create_bot
+from bot.app import Bot, create_bot
 from bot.sim.slack_socket import SocketModeStandIn
 from bot.socket_mode import run_socket_mode
 from bot.vocabulary import TaskState
@@ -19,10 +20,12 @@ from tests.flow_helpers import (
     card_text,
     wait_for_card,
     wait_for_ephemeral,
+    wait_for_stored_card,
     wait_for_thread_reply,
 )
 
 APP_TOKEN = "xapp-1-A0TEST-socket-token"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -33,17 +36,32 @@ def socket_link(slack) -> Iterator[SocketModeStandIn]:
         yield link
 
 
+class SocketBot:
+    """The bot run by ``socket_bot`` and its event loop, so a test can read the bot's store."""
+
+    def __init__(self) -> None:
+        self.bot: Bot | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coroutine`` on the bot's loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
 @pytest.fixture
-def socket_bot(tmp_path, dis, slack, socket_link) -> Iterator[None]:
+def socket_bot(tmp_path, dis, slack, socket_link) -> Iterator[SocketBot]:
     """`dumptask-bot socket`'s own entry point, run on a thread until the test ends."""
     settings = make_settings(
         tmp_path, dis, slack, slack_signing_secret=None, slack_app_token=APP_TOKEN
     )
     stopped = threading.Event()
+    running = SocketBot()
 
     async def main() -> None:
-        bot = await create_bot(settings, sweep_interval=0.05)
-        task = asyncio.create_task(run_socket_mode(bot, APP_TOKEN))
+        running.loop = asyncio.get_running_loop()
+        running.bot = await create_bot(settings, sweep_interval=0.05)
+        task = asyncio.create_task(run_socket_mode(running.bot, APP_TOKEN))
         await asyncio.to_thread(stopped.wait)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -51,7 +69,7 @@ def socket_bot(tmp_path, dis, slack, socket_link) -> Iterator[None]:
     thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
     assert socket_link.wait_connected(), "the bot opened its Socket Mode connection"
-    yield
+    yield running
     stopped.set()
     thread.join(timeout=30)
 
@@ -70,7 +88,7 @@ def test_command_and_approval_over_socket_mode(socket_bot, socket_link, slack, d
     command = slack.build_slash_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     ack = socket_link.deliver(envelope(slack, "slash_commands", command))
     assert ack["envelope_id"]
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(socket_bot, slack, INCIDENT)
     click = slack.build_block_action(APPROVER1, INCIDENT, card.ts, APPROVE, None)
     socket_link.deliver(envelope(slack, "interactive", click))
     reply = wait_for_thread_reply(slack, INCIDENT, card.ts)
@@ -90,7 +108,7 @@ def test_refusal_reaches_the_user_over_socket_mode(socket_bot, socket_link, slac
     """The requester's own approval is refused ephemerally, through response_url."""
     command = slack.build_slash_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     socket_link.deliver(envelope(slack, "slash_commands", command))
-    card = wait_for_card(slack, INCIDENT)
+    card = wait_for_stored_card(socket_bot, slack, INCIDENT)
     socket_link.deliver(
         envelope(
             slack,

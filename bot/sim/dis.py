@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
 import sys
@@ -47,7 +46,7 @@ from bot.sim.dis_state import (
     TaskState,
     TaskView,
 )
-from bot.sim.server import StartStop, ThreadedServer
+from bot.sim.server import StartStop, ThreadedServer, stop_signals
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -354,7 +353,7 @@ def _read_action(body: bytes) -> tuple[str | None, tuple[str, ...]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve a data file until interrupted, printing the URL first so scripts can read it."""
+    """Serve a data file until SIGINT or SIGTERM, printing the URL first so scripts can read it."""
     parser = argparse.ArgumentParser(
         prog="python -m bot.sim.dis", description="Serve a stand-in DIS over HTTP."
     )
@@ -366,12 +365,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         stand_in = DisStandIn.from_file(args.data, host=args.host, port=args.port)
     except (OSError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    with stand_in, contextlib.suppress(KeyboardInterrupt):
+    with stop_signals() as stopping, stand_in:
         sys.stdout.write(
             f"DIS stand-in listening on {stand_in.url} (project {stand_in.project_id})\n"
         )
         sys.stdout.flush()
-        threading.Event().wait()
+        while not stopping.wait(timeout=0.5):
+            pass
 
 
 if __name__ == "__main__":

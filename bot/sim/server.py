@@ -2,12 +2,15 @@
 
 The stand-ins are real HTTP servers so the bot's own clients, timeouts and connection handling
 are exercised; running them on their own thread and event loop lets synchronous and asynchronous
-tests and the demo share one way of starting them.
+tests and the demo share one way of starting them. ``stop_signals`` lets the commands that
+serve them run until Ctrl-C, however they were started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
 import threading
 from typing import TYPE_CHECKING, Self
@@ -15,7 +18,8 @@ from typing import TYPE_CHECKING, Self
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    from collections.abc import Iterator
+    from types import FrameType, TracebackType
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -119,3 +123,28 @@ class ThreadedServer(StartStop):
     async def _shutdown(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """Inside, SIGINT (Ctrl-C) and SIGTERM set the event yielded; the old handlers come back after.
+
+    A command that serves until stopped installs its handlers explicitly: a shell that ignores
+    SIGINT (one running a background job) passes that on, and Python then never raises
+    ``KeyboardInterrupt``, so Ctrl-C and ``kill -INT`` would do nothing. Wait on the event with
+    a short timeout, which keeps the main thread responsive to signals on every platform.
+    """
+    stopping = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
+    try:
+        yield stopping
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -33,8 +33,10 @@
     user: null,
     channel: null,
     lastKey: null,
-    lastData: null,
     polling: false,
+    // Bumped by every refresh (another user or channel, a sent command or click): an answer
+    // asked for under an older generation is stale and is never drawn.
+    generation: 0,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -624,22 +626,30 @@
 
   function refresh() {
     state.lastKey = null;
+    state.generation += 1;
     poll();
   }
 
+  // One poll at a time. A refresh while one is in flight cannot start another, so the poll in
+  // flight notices the new generation when its answer comes, drops that answer (it may be for
+  // the previous user, whose ephemeral messages must not stay on screen) and asks again.
   async function poll() {
     if (state.polling || !state.user) return;
     state.polling = true;
     try {
-      const query = new URLSearchParams({ channel: state.channel, user: state.user });
-      const data = await api(`/page/api/messages?${query}`);
-      $("banner").hidden = true;
-      const key = `${state.user}|${state.channel}|${data.version}`;
-      if (key !== state.lastKey) {
-        state.lastKey = key;
-        state.lastData = data;
-        renderMessages(data);
-      }
+      let asked;
+      do {
+        asked = state.generation;
+        const { user, channel } = state;
+        const query = new URLSearchParams({ channel, user });
+        const data = await api(`/page/api/messages?${query}`);
+        $("banner").hidden = true;
+        const key = `${user}|${channel}|${data.version}`;
+        if (asked === state.generation && key !== state.lastKey) {
+          state.lastKey = key;
+          renderMessages(data);
+        }
+      } while (asked !== state.generation);
     } catch (error) {
       const banner = $("banner");
       banner.textContent = `Lost touch with the demo (${error.message}). Is \`dumptask-bot demo\` still running?`;
