@@ -19,7 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.clock import utc_now
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
 from bot.errors import StoreError
-from bot.lifecycle import Policy
+from bot.lifecycle import NotifyMode, Policy
 from bot.runner import JobRunner
 from bot.service import DumptaskService, Timing
 from bot.settings import Settings
@@ -44,7 +44,18 @@ def policy_from(settings: Settings) -> Policy:
         approvals_required=settings.dumptask_approvals_required,
         allow_self_approval=settings.dumptask_allow_self_approval,
         ttl=timedelta(seconds=settings.dumptask_approval_ttl_seconds),
+        notify=NotifyMode(settings.dumptask_notify_approvers),
+        remind_after=remind_after(settings),
+        escalate_to=tuple(settings.dumptask_escalate_to),
     )
+
+
+def remind_after(settings: Settings) -> timedelta | None:
+    """``DUMPTASK_REMIND_AFTER_SECONDS``: unset means half the TTL; 0 means no reminder."""
+    seconds = settings.dumptask_remind_after_seconds
+    if seconds is None:
+        return timedelta(seconds=settings.dumptask_approval_ttl_seconds / 2)
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def timing_from(settings: Settings) -> Timing:

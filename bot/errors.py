@@ -8,6 +8,7 @@
     │                           parser) says what to type instead
     ├── Refusal                 the rules refuse a command or click; typed, with the facts, so
     │                           the Slack layer can word it
+    ├── TaskInUseError          a task is held by another open request (one operation at a time)
     ├── StoreError              the durable store cannot be reached or refused a write
     ├── SlackRequestError       a request to /slack/events that is not a signed, well-formed
     │                           Slack request; carries the HTTP status to answer (413, 401, 400)
@@ -41,6 +42,15 @@ class Refusal(DumptaskError):  # noqa: N818 - a refusal is the rules working, no
     The message is plain English for logs and the audit trail; what the user reads is worded by
     the Slack layer (``bot.slack.wording``), so the rules know nothing of Slack's markup.
     """
+
+
+class TaskInUseError(DumptaskError):
+    """A task is already held by another open or executing request (one operation at a time)."""
+
+    def __init__(self, request_id: str, task_id: str) -> None:
+        self.request_id = request_id
+        self.task_id = task_id
+        super().__init__(f"task {task_id} is held by request {request_id}")
 
 
 class StoreError(DumptaskError):

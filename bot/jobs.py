@@ -29,7 +29,9 @@ class JobKind(enum.StrEnum):
     """What a job does."""
 
     EXECUTE = "execute"  # make an approved request's batch call, read back, record the outcome
-    DELIVER = "deliver"  # show a finished request in Slack: card, thread reply, fallbacks
+    DELIVER = "deliver"  # show a decided request in Slack: card, thread reply, fallbacks
+    NOTIFY = "notify"  # send each eligible approver a direct message with the card
+    REMIND = "remind"  # remind the approvers once, and escalate, if nobody decided
 
 
 class JobState(enum.StrEnum):
@@ -104,18 +106,38 @@ class HeldJob:
         )
 
 
-def execute_job(request_id: str, due_at: datetime) -> Job:
-    """The job that executes an approved request; its id makes it unique per request."""
-    return Job(
-        id=f"execute:{request_id}", kind=JobKind.EXECUTE, due_at=due_at, request_id=request_id
-    )
+def _job_id(kind: str, request_id: str, round_: int) -> str:
+    """Job ids are natural keys: one job of a kind per request and approval round."""
+    return f"{kind}:{request_id}" + (f":{round_}" if round_ else "")
 
 
-def deliver_job(request_id: str, due_at: datetime) -> Job:
-    """The job that shows a finished request's outcome in Slack, once per request."""
-    return Job(
-        id=f"deliver:{request_id}", kind=JobKind.DELIVER, due_at=due_at, request_id=request_id
-    )
+def _request_job(kind: JobKind, name: str, request_id: str, due_at: datetime, round_: int) -> Job:
+    return Job(_job_id(name, request_id, round_), kind, due_at, request_id=request_id)
+
+
+def execute_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
+    """The job that executes an approved request, once per approval round."""
+    return _request_job(JobKind.EXECUTE, "execute", request_id, due_at, round_)
+
+
+def deliver_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
+    """The job that shows a decided request in Slack, once per approval round."""
+    return _request_job(JobKind.DELIVER, "deliver", request_id, due_at, round_)
+
+
+def reopened_job(request_id: str, due_at: datetime, round_: int) -> Job:
+    """The job that shows a request sent back for a fresh approval (a task changed)."""
+    return _request_job(JobKind.DELIVER, "reopened", request_id, due_at, round_)
+
+
+def notify_job(request_id: str, due_at: datetime) -> Job:
+    """The job that sends the approvers their direct messages, once per request."""
+    return _request_job(JobKind.NOTIFY, "notify", request_id, due_at, 0)
+
+
+def remind_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
+    """The job that reminds the approvers, once per approval round, if nobody decided."""
+    return _request_job(JobKind.REMIND, "remind", request_id, due_at, round_)
 
 
 def new_owner_id() -> str:

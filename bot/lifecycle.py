@@ -7,9 +7,11 @@ conditional update, so the rules are decided here and the races are settled ther
 ::
 
     PENDING ──approve (quorum)──> EXECUTING ──finish──> SUCCEEDED | PARTIAL | FAILED | UNKNOWN
-       │  └──approve (more needed)──> PENDING     │
-       ├──cancel──> CANCELLED                      │ (phase: approved -> sending -> called)
-       ├──expire──> EXPIRED                        │
+       │ ▲ └─approve (more needed)─> PENDING       │ (phase: approved -> sending -> called)
+       │ └─────reopen (a task changed before the call; a fresh approval is needed)──┤
+       ├──cancel──> CANCELLED                       │
+       ├──deny (with a reason)──> DENIED            │
+       ├──expire──> EXPIRED                         │
        └──disallow──> DISALLOWED <──(before sending)┘
 
 An executing request records how far its one batch call got (its ``Phase``): ``SENDING`` is
@@ -41,6 +43,7 @@ class RequestState(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     CANCELLED = "cancelled"
+    DENIED = "denied"
     EXPIRED = "expired"
     DISALLOWED = "disallowed"
 
@@ -70,11 +73,13 @@ ALLOWED_MOVES: dict[RequestState, frozenset[RequestState]] = {
             RequestState.PENDING,
             RequestState.EXECUTING,
             RequestState.CANCELLED,
+            RequestState.DENIED,
             RequestState.EXPIRED,
             RequestState.DISALLOWED,
         }
     ),
-    RequestState.EXECUTING: _EXECUTED | {RequestState.EXECUTING, RequestState.DISALLOWED},
+    RequestState.EXECUTING: _EXECUTED
+    | {RequestState.EXECUTING, RequestState.DISALLOWED, RequestState.PENDING},
 }
 
 
@@ -98,6 +103,14 @@ class Reach(enum.StrEnum):
     def may_have_changed(self) -> bool:
         """Whether DIS may have acted on the call."""
         return self is not Reach.REFUSED
+
+
+class NotifyMode(enum.StrEnum):
+    """How eligible approvers hear of a new request (``DUMPTASK_NOTIFY_APPROVERS``)."""
+
+    MENTION = "mention"  # the card mentions the approver users and groups
+    DM = "dm"  # and each eligible approver gets a direct message with the same buttons
+    OFF = "off"  # the card says who may approve, without pinging anyone
 
 
 class PolicyBreach(enum.StrEnum):
@@ -126,9 +139,10 @@ class RequestExpired(Refusal):
 class RequestDecided(Refusal):
     """The request is no longer pending, so the click has nothing to do."""
 
-    def __init__(self, request_id: str, state: RequestState) -> None:
+    def __init__(self, request_id: str, state: RequestState, decided_by: str | None = None) -> None:
         self.request_id = request_id
         self.state = state
+        self.decided_by = decided_by
         super().__init__(f"request {request_id} is already {state}")
 
 
@@ -153,6 +167,13 @@ class AlreadyApproved(Refusal):
         self.request_id = request_id
         self.missing = missing
         super().__init__(f"already approved {request_id}; {missing} more approval(s) needed")
+
+
+class RequesterCannotDeny(Refusal):
+    """The requester withdraws with Cancel; Deny is the approvers' answer."""
+
+    def __init__(self) -> None:
+        super().__init__("the requester cannot deny their own request")
 
 
 class NotAllowedToCancel(Refusal):
@@ -188,6 +209,9 @@ class Policy:
     approvals_required: int = 1
     allow_self_approval: bool = False
     ttl: timedelta = timedelta(seconds=900)
+    notify: NotifyMode = NotifyMode.MENTION
+    remind_after: timedelta | None = None
+    escalate_to: tuple[str, ...] = ()
 
     def channel_allowed(self, channel: str) -> bool:
         """Empty means every channel."""
@@ -215,6 +239,24 @@ class Approval:
 
     user_id: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CardCopy:
+    """Another copy of the card (a direct message to an approver), updated with the card."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDrift:
+    """A task whose state changed between the card and the batch call (in the console, say)."""
+
+    task_id: str
+    name: str | None
+    was: TaskState
+    now: TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +359,12 @@ class Request:
     phase: Phase | None = None
     call: DisCall | None = None
     closed_because: PolicyBreach | None = None
+    denied_because: str | None = None
+    copies: tuple[CardCopy, ...] = ()
+    round: int = 0
+    drift: tuple[TaskDrift, ...] = ()
+    reminded_at: datetime | None = None
+    escalated_to: tuple[str, ...] = ()
     version: int = field(default=0, compare=False)
 
     @property
@@ -341,6 +389,18 @@ class Request:
     def is_expired(self, now: datetime) -> bool:
         """A pending request past its deadline can no longer be approved."""
         return self.state.is_open and now >= self.expires_at
+
+    def shows_card_at(self, channel: str, ts: str | None) -> bool:
+        """Whether the message ``ts`` in ``channel`` is this request's card or one of its copies."""
+        if channel == self.channel:
+            return True
+        return any(copy.channel == channel and copy.ts == ts for copy in self.copies)
+
+    def approvers_of(self, policy: Policy) -> tuple[str, ...]:
+        """The configured approver ids for this request: the policy's, plus any escalation."""
+        if not policy.approvers:
+            return ()
+        return tuple(dict.fromkeys((*policy.approvers, *self.escalated_to)))
 
 
 def open_request(
@@ -376,7 +436,7 @@ def _refuse_unless_open(request: Request, now: datetime) -> None:
         return
     if request.is_expired(now) or request.state is RequestState.EXPIRED:
         raise RequestExpired(request.id)
-    raise RequestDecided(request.id, request.state)
+    raise RequestDecided(request.id, request.state, request.decided_by)
 
 
 def approve(
@@ -426,6 +486,64 @@ def cancel(
         decided_by=user_id,
         decided_at=now,
     )
+
+
+def deny(
+    request: Request,
+    user_id: str,
+    reason: str,
+    now: datetime,
+    approvers: frozenset[str] | None,
+) -> Request:
+    """Close an open request on behalf of an approver, with the reason the requester will read."""
+    _refuse_unless_open(request, now)
+    if user_id == request.requester:
+        raise RequesterCannotDeny
+    if approvers is not None and user_id not in approvers:
+        raise NotAnApprover
+    return replace(
+        request,
+        state=transition(request.state, RequestState.DENIED),
+        decided_by=user_id,
+        decided_at=now,
+        denied_because=reason,
+    )
+
+
+def reopen(
+    request: Request, drift: tuple[TaskDrift, ...], now: datetime, policy: Policy
+) -> Request:
+    """Send an approved request back for a fresh approval: a task changed before the call.
+
+    The approvals were given for the states the card showed; with those gone they are cleared,
+    the deadline starts again, and the card shows the states as they are now.
+    """
+    if not request.may_be_sent:
+        raise IllegalTransitionError(f"request {request.id} may already have been sent")
+    now_by_id = {change.task_id: change.now for change in drift}
+    return replace(
+        request,
+        state=transition(request.state, RequestState.PENDING),
+        phase=None,
+        approvals=(),
+        decided_by=None,
+        decided_at=None,
+        expires_at=now + policy.ttl,
+        approvals_required=policy.approvals_required,
+        round=request.round + 1,
+        drift=drift,
+        tasks=tuple(
+            replace(task, state_at_request=now_by_id.get(task.task_id, task.state_at_request))
+            for task in request.tasks
+        ),
+    )
+
+
+def remind(request: Request, now: datetime, policy: Policy) -> Request:
+    """Record the one reminder of a request nobody decided, and who it is escalated to."""
+    if not request.state.is_open or request.reminded_at is not None:
+        raise IllegalTransitionError(f"request {request.id} is not waiting for its reminder")
+    return replace(request, reminded_at=now, escalated_to=policy.escalate_to)
 
 
 def expire(request: Request, now: datetime) -> Request:

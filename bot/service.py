@@ -23,10 +23,22 @@ from bot.audit import AuditEvent, AuditKind
 from bot.clock import utc_now
 from bot.commands import TaskCommand
 from bot.dis.client import DisClient
-from bot.errors import DisError, DisErrorKind, Refusal, StoreError
-from bot.jobs import HeldJob, Job, JobKind, LeaseTerms, deliver_job, execute_job
+from bot.errors import DisError, DisErrorKind, Refusal, StoreError, TaskInUseError
+from bot.jobs import (
+    HeldJob,
+    Job,
+    JobKind,
+    LeaseTerms,
+    deliver_job,
+    execute_job,
+    notify_job,
+    remind_job,
+    reopened_job,
+)
 from bot.lifecycle import (
+    CardCopy,
     DisCall,
+    NotifyMode,
     Outcome,
     Phase,
     Policy,
@@ -35,6 +47,7 @@ from bot.lifecycle import (
     Request,
     RequestedTask,
     RequestState,
+    TaskDrift,
     TaskOutcome,
 )
 from bot.logs import bind
@@ -119,6 +132,15 @@ class WrongChannel(Refusal):
         super().__init__(f"request {request_id} belongs to another channel")
 
 
+class ConflictingRequest(Refusal):
+    """A task is already part of another open or executing request."""
+
+    def __init__(self, task_id: str, holder: Request) -> None:
+        self.task_id = task_id
+        self.holder = holder
+        super().__init__(f"task {task_id} is already in request {holder.id}")
+
+
 # -- collaborators ----------------------------------------------------------------------------
 
 
@@ -141,6 +163,16 @@ class Notifier(Protocol):
         """Say in the card's thread that the bot was interrupted and is reading the tasks back."""
         ...
 
+    async def send_copies(
+        self, request: Request, users: Sequence[str], already: set[str]
+    ) -> tuple[CardCopy, ...]:
+        """Send the card to each user directly (skipping channels in ``already``)."""
+        ...
+
+    async def remind(self, request: Request, approvers: Sequence[str]) -> None:
+        """Remind the approvers in the card's thread; raises when Slack refuses it."""
+        ...
+
     async def deliver(self, request: Request) -> str:
         """Show a decided request: the final card and, once executed, the outcome.
 
@@ -159,6 +191,16 @@ class Timing:
     verify_interval: float = 2.0
     dis_retry_total_seconds: float = 30.0
     card_update_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """A button press on a card or one of its copies: who, where, and on which request."""
+
+    request_id: str
+    user_id: str
+    channel_id: str
+    message_ts: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,10 +279,14 @@ class DumptaskService:
 
     # -- asking ---------------------------------------------------------------------------
 
-    async def check_caller(self, user_id: str, channel_id: str, stream: str | None) -> None:
-        """Refuse a command from outside the allowed channels, streams or requesters."""
+    async def check_caller(self, user_id: str, channel_id: str | None, stream: str | None) -> None:
+        """Refuse a command from outside the allowed channels, streams or requesters.
+
+        ``channel_id`` is ``None`` while the start modal opened from the shortcut has no channel
+        yet; the channel is checked when the request is made.
+        """
         policy = self._policy
-        if not policy.channel_allowed(channel_id):
+        if channel_id is not None and not policy.channel_allowed(channel_id):
             raise ChannelNotAllowed(policy.allowed_channels)
         if stream is not None and not policy.stream_allowed(stream):
             raise StreamNotAllowed(stream, policy.allowed_streams)
@@ -283,7 +329,15 @@ class DumptaskService:
             state_unknown_because=unknown_because,
         )
         bind(request_id=request.id)
-        await self._store.create(request)
+        try:
+            await self._store.create(
+                request, enqueue=self._reminder(request, request.created_at), now=self._clock()
+            )
+        except TaskInUseError as busy:
+            holder = await self._store.get(busy.request_id)
+            if holder is None:
+                raise StoreError(f"task {busy.task_id} is held by a missing request") from busy
+            raise ConflictingRequest(busy.task_id, holder) from busy
         await self.audit(
             AuditKind.REQUESTED,
             request.id,
@@ -299,7 +353,12 @@ class DumptaskService:
         assert stored is not None
         return stored
 
-    async def list_tasks(self, stream: str, user_id: str, channel_id: str) -> list[DumpTask]:
+    async def streams_for(self, user_id: str, channel_id: str | None) -> list[str]:
+        """The streams DIS has that the policy lets this caller ask about, for the start modal."""
+        await self.check_caller(user_id, channel_id, None)
+        return [s for s in await self._dis.list_streams() if self._policy.stream_allowed(s)]
+
+    async def list_tasks(self, stream: str, user_id: str, channel_id: str | None) -> list[DumpTask]:
         """The stream's dump tasks, for ``/dumptask list``, within the same policy as requests."""
         await self.check_caller(user_id, channel_id, stream)
         try:
@@ -335,10 +394,20 @@ class DumptaskService:
 
     # -- deciding -------------------------------------------------------------------------
 
-    async def _approvers(self) -> frozenset[str] | None:
-        """The approvers as user ids right now (groups expanded); ``None`` means anyone."""
-        approvers = self._policy.approvers
+    async def approvers_of(self, request: Request) -> frozenset[str] | None:
+        """Who may decide ``request`` now, as user ids (groups expanded); ``None`` is anyone.
+
+        The policy's approvers, plus whoever the request was escalated to after its reminder.
+        """
+        approvers = request.approvers_of(self._policy)
         return await self._directory.expand(approvers) if approvers else None
+
+    def _reminder(self, request: Request, since: datetime) -> list[Job]:
+        """The job that reminds the approvers if nobody decides in time (none if switched off)."""
+        after = self._policy.remind_after
+        if after is None or after >= self._policy.ttl:
+            return []
+        return [remind_job(request.id, since + after, request.round)]
 
     async def policy_breach(self, request: Request) -> PolicyBreach | None:
         """What, if anything, in the policy in force now forbids this request."""
@@ -350,15 +419,16 @@ class DumptaskService:
             return PolicyBreach.REQUESTER
         return None
 
-    async def approve(self, request_id: str, user_id: str, channel_id: str) -> ClickResult:
+    async def approve(self, click: Click) -> ClickResult:
         """Record an approval; exactly one click, the one completing the quorum, must execute.
 
         The policy in force is checked again first: a request the operator has since
         disallowed is closed instead, and its card says why.
         """
-        request = await self._load_for_click(request_id, user_id, channel_id)
+        request_id, user_id = click.request_id, click.user_id
+        request = await self._load_for_click(click)
         breach = await self.policy_breach(request)
-        approvers = await self._approvers()
+        approvers = await self.approvers_of(request)
         before: list[RequestState] = []
 
         def rule(current: Request) -> Request:
@@ -385,14 +455,41 @@ class DumptaskService:
         )
         return ClickResult(updated, must_execute=won)
 
-    async def cancel(self, request_id: str, user_id: str, channel_id: str) -> Request:
+    async def cancel(self, click: Click) -> Request:
         """Close an open request on behalf of its requester or an approver."""
-        await self._load_for_click(request_id, user_id, channel_id)
-        approvers = await self._approvers()
+        request = await self._load_for_click(click)
+        approvers = await self.approvers_of(request)
+        user_id = click.user_id
         updated = await self._decide(
-            request_id, user_id, lambda r: lifecycle.cancel(r, user_id, self._clock(), approvers)
+            click.request_id,
+            user_id,
+            lambda r: lifecycle.cancel(r, user_id, self._clock(), approvers),
         )
-        await self.audit(AuditKind.CANCELLED, request_id, user_id)
+        await self.audit(AuditKind.CANCELLED, click.request_id, user_id)
+        return updated
+
+    async def may_deny(self, click: Click) -> Request:
+        """Check, before asking for a reason, that this user could deny the request now."""
+        request = await self._load_for_click(click)
+        approvers = await self.approvers_of(request)
+        try:
+            lifecycle.deny(request, click.user_id, "-", self._clock(), approvers)
+        except Refusal as refusal:
+            await self.audit(AuditKind.REFUSED_CLICK, request.id, click.user_id, why=str(refusal))
+            raise
+        return request
+
+    async def deny(self, click: Click, reason: str) -> Request:
+        """Close an open request on behalf of an approver, with the reason they gave."""
+        request = await self._load_for_click(click)
+        approvers = await self.approvers_of(request)
+        user_id = click.user_id
+        updated = await self._decide(
+            click.request_id,
+            user_id,
+            lambda r: lifecycle.deny(r, user_id, reason, self._clock(), approvers),
+        )
+        await self.audit(AuditKind.DENIED, click.request_id, user_id, reason=reason)
         return updated
 
     async def _must_get(self, request_id: str) -> Request:
@@ -401,18 +498,18 @@ class DumptaskService:
             raise NoSuchRequest(request_id)
         return request
 
-    async def _load_for_click(self, request_id: str, user_id: str, channel_id: str) -> Request:
-        """The clicked request; a click from another channel than the card's is refused."""
-        request = await self._must_get(request_id)
+    async def _load_for_click(self, click: Click) -> Request:
+        """The clicked request; a click from anywhere but its card or a copy is refused."""
+        request = await self._must_get(click.request_id)
         bind(stream=request.stream, action=request.action.value)
-        if channel_id != request.channel:
+        if not request.shows_card_at(click.channel_id, click.message_ts):
             await self.audit(
                 AuditKind.REFUSED_CLICK,
-                request_id,
-                user_id,
-                why=f"clicked from channel {channel_id}, not the request's",
+                click.request_id,
+                click.user_id,
+                why=f"clicked from channel {click.channel_id}, not the request's",
             )
-            raise WrongChannel(request_id, request.channel)
+            raise WrongChannel(click.request_id, request.channel)
         return request
 
     async def _decide(
@@ -458,6 +555,10 @@ class DumptaskService:
                 await self._execute(held)
             case JobKind.DELIVER:
                 await self._deliver(held)
+            case JobKind.NOTIFY:
+                await self._notify_approvers(held)
+            case JobKind.REMIND:
+                await self._remind(held)
 
     async def _execute(self, held: HeldJob) -> None:
         """Make the one batch call (unless it may already have gone out), read back, record.
@@ -489,6 +590,24 @@ class DumptaskService:
                 # Best effort and never waited for: a slow or failing Slack must not hold back
                 # the approved action. Its result is overwritten by the delivered outcome.
                 card_update = asyncio.create_task(self._show_quickly(request))
+                request, drift = await self._look_again(request, held)
+                if drift:
+                    await self._change(
+                        request_id,
+                        lambda current: lifecycle.reopen(
+                            current, drift, self._clock(), self._policy
+                        ),
+                        held=held,
+                    )
+                    await self.audit(
+                        AuditKind.DRIFT,
+                        request_id,
+                        "bot",
+                        changed={
+                            change.task_id: f"{change.was} -> {change.now}" for change in drift
+                        },
+                    )
+                    return
                 request, call = await self._send(request, held)
             else:
                 await self._best_effort(self._notifier.reading_back(request))
@@ -507,10 +626,47 @@ class DumptaskService:
             request_id, lambda current: lifecycle.finish(current, outcome), held=held
         )
 
+    async def _reopen(self, request_id: str, drift: tuple[TaskDrift, ...], held: HeldJob) -> None:
+        """Send the request back for a fresh approval instead of calling DIS, saying why."""
+        now = self._clock()
+        await self._change(
+            request_id,
+            lambda current: lifecycle.reopen(current, drift, now, self._policy),
+            held=held,
+        )
+        changed = {change.task_id: f"{change.was} -> {change.now}" for change in drift}
+        await self.audit(AuditKind.DRIFT, request_id, "bot", changed=changed)
+
+    async def _look_again(
+        self, request: Request, held: HeldJob
+    ) -> tuple[Request, tuple[TaskDrift, ...]]:
+        """Read the tasks just before the call, to catch a change since the approval.
+
+        Names typed while DIS was unreachable become ids, and any task no longer in the state
+        the approvers saw on the card is drift.
+
+        When DIS cannot be read here the call still goes out (it would fail alike), without the
+        drift check; the read-back then says what happened.
+        """
+        try:
+            known = await self._dis.list_tasks(request.stream)
+        except DisError as error:
+            logger.warning("could not read %s before its call: %s", request.id, error.summary)
+            return request, ()
+        if request.state_unknown_because is not None:
+            request = await self._resolve_late(request, known, held)
+        now = {task.task_id: task.state for task in known}
+        drift = tuple(
+            TaskDrift(task.task_id, task.name, task.state_at_request, now[task.task_id])
+            for task in request.tasks
+            if task.state_at_request is not None
+            and task.task_id in now
+            and now[task.task_id] is not task.state_at_request
+        )
+        return request, drift
+
     async def _send(self, request: Request, held: HeldJob) -> tuple[Request, DisCall]:
         """Record "sending", make the batch call once, record how it went."""
-        if request.state_unknown_because is not None:
-            request = await self._resolve_late(request, held)
         request = await self._change(request.id, lifecycle.mark_sending, held=held)
         task_ids = list(request.task_ids)
         try:
@@ -554,6 +710,51 @@ class DumptaskService:
         except Exception as error:
             logger.warning("could not update Slack right away (%s); the outcome follows", error)
 
+    async def _notify_approvers(self, held: HeldJob) -> None:
+        """Send each eligible approver a direct message with the card, and remember the copies."""
+        request = await self._job_request(held)
+        if not request.state.is_open:
+            return
+        approvers = await self.approvers_of(request)
+        if approvers is None:
+            logger.info("no approvers configured: nobody to send %s to directly", request.id)
+            return
+        if not self._policy.allow_self_approval:
+            approvers -= {request.requester}
+        already = {copy.channel for copy in request.copies}
+        copies = await self._notifier.send_copies(request, sorted(approvers), already)
+        if copies:
+            await self._change(
+                request.id,
+                lambda current: replace(current, copies=(*current.copies, *copies)),
+                held=held,
+            )
+            await self.audit(AuditKind.NOTIFIED, request.id, "bot", copies=len(copies))
+
+    async def _remind(self, held: HeldJob) -> None:
+        """Remind the approvers of a request nobody decided, once, escalating if configured."""
+        request = await self._job_request(held)
+        if not request.state.is_open:
+            return
+        if request.reminded_at is None:
+            request = await self._change(
+                request.id,
+                lambda current: lifecycle.remind(current, self._clock(), self._policy),
+                held=held,
+            )
+            await self.audit(
+                AuditKind.REMINDED, request.id, "bot", escalated_to=list(request.escalated_to)
+            )
+        await self._notifier.remind(request, request.approvers_of(self._policy))
+        await self._best_effort(self._notifier.request_changed(request))
+
+    async def _job_request(self, held: HeldJob) -> Request:
+        request_id = held.job.request_id
+        assert request_id is not None
+        request = await self._must_get(request_id)
+        bind(stream=request.stream, action=request.action.value, channel=request.channel)
+        return request
+
     async def _deliver(self, held: HeldJob) -> None:
         """Show a decided request in Slack; raising makes the runner try again later."""
         request_id = held.job.request_id
@@ -565,16 +766,14 @@ class DumptaskService:
             AuditKind.DELIVERED, request_id, "bot", state=request.state.value, route=route
         )
 
-    async def _resolve_late(self, request: Request, held: HeldJob) -> Request:
-        """Turn names typed while DIS was unreachable into ids, now that it may answer.
+    async def _resolve_late(
+        self, request: Request, known: Sequence[DumpTask], held: HeldJob
+    ) -> Request:
+        """Turn names typed while DIS was unreachable into ids, now that it answers.
 
         Tokens DIS still does not know are sent as typed; DIS then answers DIS.4354 and the
         outcome says so.
         """
-        try:
-            known = await self._dis.list_tasks(request.stream)
-        except DisError:
-            return request
         by_key = {task.task_id: task for task in known} | {task.name: task for task in known}
         tasks = tuple(
             RequestedTask(by_key[t.task_id].task_id, by_key[t.task_id].name, t.state_at_request)
@@ -668,9 +867,17 @@ class DumptaskService:
         raise StoreError(f"request {request_id} kept changing under us; giving up")
 
     def _implied_jobs(self, before: Request, after: Request) -> list[Job]:
+        """The background work a change calls for, stored with it."""
         now = self._clock()
+        jobs: list[Job] = []
         if before.state is RequestState.PENDING and after.state is RequestState.EXECUTING:
-            return [execute_job(after.id, now)]
+            jobs.append(execute_job(after.id, now, after.round))
         if after.state.is_final and not before.state.is_final:
-            return [deliver_job(after.id, now)]
-        return []
+            jobs.append(deliver_job(after.id, now, after.round))
+        if before.state is RequestState.EXECUTING and after.state is RequestState.PENDING:
+            jobs.append(reopened_job(after.id, now, after.round))
+            jobs.extend(self._reminder(after, now))
+        card_posted = before.card_ts is None and after.card_ts is not None
+        if card_posted and self._policy.notify is NotifyMode.DM:
+            jobs.append(notify_job(after.id, now))
+        return jobs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -160,6 +160,9 @@ class Settings(LogSettings):
     dumptask_verify_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     dumptask_verify_interval_seconds: float = Field(default=2.0, gt=0, le=60)
 
+    dumptask_notify_approvers: Literal["mention", "dm", "off"] = "mention"
+    dumptask_remind_after_seconds: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    dumptask_escalate_to: CommaList = []
     dumptask_lease_seconds: float = Field(default=15.0, ge=1, le=600)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
 
@@ -172,13 +175,14 @@ class Settings(LogSettings):
         "dumptask_requesters",
         "dumptask_approvers",
         "dumptask_allowed_streams",
+        "dumptask_escalate_to",
         mode="before",
     )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return split_comma_list(value)
 
-    @field_validator("dumptask_requesters", "dumptask_approvers")
+    @field_validator("dumptask_requesters", "dumptask_approvers", "dumptask_escalate_to")
     @classmethod
     def _check_user_ids(cls, value: list[str]) -> list[str]:
         for item in value:

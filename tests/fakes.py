@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.audit import AuditEvent
 from bot.dis.models import ActionResult
-from bot.errors import DisError, DisErrorKind, StoreError
+from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestedTask, RequestState
 from bot.vocabulary import DumpTask, TaskAction, TaskState
@@ -192,11 +192,21 @@ class FakeStore:
         """Make the next ``count`` updates lose to an unseen concurrent writer."""
         self._to_lose += count
 
-    async def create(self, request: Request) -> None:
-        """Insert a new request at version 1; a request with the same id is an error."""
+    async def create(
+        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+    ) -> None:
+        """Insert a new request, claiming its tasks; a task another open request holds is refused."""
+        del now
         if request.id in self.requests:
             raise StoreError(f"request {request.id} already exists")
+        for other in self.requests.values():
+            if other.stream == request.stream and not other.state.is_final:
+                shared = set(other.task_ids) & set(request.task_ids)
+                if shared:
+                    raise TaskInUseError(other.id, min(shared))
         self.requests[request.id] = replace(request, version=1)
+        for job in enqueue:
+            self.jobs.setdefault(job.id, job)
 
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current version."""

@@ -24,6 +24,7 @@ from bot.lifecycle import (
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
+    DENY_ACTION_ID,
     Message,
     render_card,
     render_error,
@@ -203,7 +204,7 @@ def test_pending_card_keeps_buttons_while_approvals_are_missing():
     """A pending request with one of two approvals still offers both buttons."""
     request = make_request(approvals_required=2, approvals=(Approval("U0BOB", NOW),))
     actions = [element["action_id"] for element in buttons(render_card(request, ANYONE))]
-    assert actions == [APPROVE_ACTION_ID, CANCEL_ACTION_ID]
+    assert actions == [APPROVE_ACTION_ID, DENY_ACTION_ID, CANCEL_ACTION_ID]
 
 
 @pytest.mark.parametrize("state", DECIDED_STATES)

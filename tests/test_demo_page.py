@@ -287,7 +287,11 @@ def test_a_command_reaches_the_real_bot_which_posts_the_card(demo, demo_page):
     assert card["author"]["kind"] == "app"
     assert "INC-42 demo" in str(card["blocks"])
     buttons = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [button["action_id"] for button in buttons] == ["dumptask.approve", "dumptask.cancel"]
+    assert [button["action_id"] for button in buttons] == [
+        "dumptask.approve",
+        "dumptask.deny",
+        "dumptask.cancel",
+    ]
 
 
 def test_a_click_reaches_the_real_bot_and_its_refusal_is_ephemeral(demo, demo_page):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import DisError, DisErrorKind, StoreError
-from bot.lifecycle import RequestState
+from bot.lifecycle import RequestedTask, RequestState
 from bot.store import Store
 from bot.store.sql import open_store
 from bot.vocabulary import DumpTask, TaskAction, TaskState
@@ -62,10 +62,16 @@ async def test_update_is_conditional_on_the_version(store: Store) -> None:
 
 async def test_queries_order_their_answers(store: Store) -> None:
     """Expired, executing and recent requests come back in the documented orders."""
-    await store.create(make_request("dt-b", minutes=1))
-    await store.create(make_request("dt-a", minutes=0))
-    await store.create(make_request("dt-c", minutes=2, state=RequestState.EXECUTING))
-    await store.create(make_request("dt-d", minutes=3, requester="U0BOB"))
+
+    def own_task(request_id: str) -> tuple[RequestedTask, ...]:
+        return (RequestedTask(f"task-{request_id}", None, TaskState.PAUSED),)
+
+    await store.create(make_request("dt-b", minutes=1, tasks=own_task("dt-b")))
+    await store.create(make_request("dt-a", minutes=0, tasks=own_task("dt-a")))
+    await store.create(
+        make_request("dt-c", minutes=2, state=RequestState.EXECUTING, tasks=own_task("dt-c"))
+    )
+    await store.create(make_request("dt-d", minutes=3, requester="U0BOB", tasks=own_task("dt-d")))
     due = START + timedelta(minutes=1) + TTL
     assert [r.id for r in await store.pending_expired(due)] == ["dt-a", "dt-b"]
     assert [r.id for r in await store.executing()] == ["dt-c"]

@@ -22,6 +22,7 @@ from bot.lifecycle import (
 )
 from bot.service import (
     ChannelNotAllowed,
+    Click,
     DumptaskService,
     NotARequester,
     StreamNotAllowed,
@@ -139,13 +140,13 @@ async def test_approval_eligibility_expands_approver_groups(policy, approver, ou
     service, store, _ = make_service(requesters=("S0ONCALL",), **policy)
     request = await open_as(service)
     if isinstance(outcome, RequestState):
-        result = await service.approve(request.id, approver, INCIDENT)
+        result = await service.approve(Click(request.id, approver, INCIDENT))
         assert result.request.state is outcome
         assert result.must_execute is (outcome is RequestState.EXECUTING)
         assert result.request.approver_ids == (approver,)
     else:
         with pytest.raises(outcome):
-            await service.approve(request.id, approver, INCIDENT)
+            await service.approve(Click(request.id, approver, INCIDENT))
         stored = await store.get(request.id)
         assert stored is not None
         assert (stored.state, stored.approvals) == (RequestState.PENDING, ())
@@ -168,11 +169,11 @@ async def test_cancel_eligibility_expands_approver_groups(approvers, user, may_c
     service, _, _ = make_service(approvers=approvers)
     request = await open_as(service)
     if may_cancel:
-        cancelled = await service.cancel(request.id, user, INCIDENT)
+        cancelled = await service.cancel(Click(request.id, user, INCIDENT))
         assert (cancelled.state, cancelled.decided_by) == (RequestState.CANCELLED, user)
     else:
         with pytest.raises(NotAllowedToCancel):
-            await service.cancel(request.id, user, INCIDENT)
+            await service.cancel(Click(request.id, user, INCIDENT))
 
 
 @pytest.mark.parametrize(
@@ -200,7 +201,7 @@ async def test_requester_who_left_the_group_has_the_approval_closed_not_executed
     service, store, directory = make_service(requesters=("S0ONCALL",))
     request = await open_as(service, DAN)
     directory.groups["S0ONCALL"] = frozenset({ALICE})
-    result = await service.approve(request.id, BOB, INCIDENT)
+    result = await service.approve(Click(request.id, BOB, INCIDENT))
     assert (result.request.state, result.must_execute) == (RequestState.DISALLOWED, False)
     assert result.request.closed_because is PolicyBreach.REQUESTER
     assert (await store.get(request.id)).state is RequestState.DISALLOWED
@@ -211,7 +212,7 @@ async def test_a_lost_update_race_is_retried_and_the_click_counts_once():
     service, store, _ = make_service(approvers=("S0LEADS",))
     request = await open_as(service)
     store.lose_next_updates(2)
-    result = await service.approve(request.id, BOB, INCIDENT)
+    result = await service.approve(Click(request.id, BOB, INCIDENT))
     assert store.lost_updates == 2
     assert (result.request.state, result.request.approver_ids) == (RequestState.EXECUTING, (BOB,))
     assert result.must_execute

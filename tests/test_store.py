@@ -46,7 +46,8 @@ def make_request(
         id=request_id,
         action=TaskAction.START,
         stream="orders-stream",
-        tasks=(RequestedTask("9dSu1wfCytSk1aOLxvF", "orders-archive", TaskState.PAUSED),),
+        # Each request its own task: two open requests may not share one.
+        tasks=(RequestedTask(f"task-{request_id}", "orders-archive", TaskState.PAUSED),),
         requester=requester,
         channel="C0INCIDENT",
         created_at=created_at,

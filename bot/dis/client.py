@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from bot.dis.models import (
     ActionResult,
+    StreamListPayload,
     StreamPayload,
     TaskDetailsPayload,
     TaskListPayload,
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Payload = TypeVar("Payload", TaskListPayload, TaskPayload, TaskDetailsPayload, StreamPayload)
+Payload = TypeVar(
+    "Payload", TaskListPayload, TaskPayload, TaskDetailsPayload, StreamPayload, StreamListPayload
+)
 
 DEFAULT_AUTH_COOLDOWN_SECONDS = 300.0
 
@@ -91,6 +94,22 @@ class DisClient:
     def _tasks_path(self, stream: str) -> str:
         project, stream = quote(self._project_id, safe=""), quote(stream, safe="")
         return f"/v2/{project}/streams/{stream}/transfer-tasks"
+
+    async def list_streams(self, *, page_size: int = 100, most: int = 1000) -> list[str]:
+        """The project's stream names, page by page (``most`` bounds a runaway listing)."""
+        names: list[str] = []
+        start: str | None = None
+        project = quote(self._project_id, safe="")
+        while len(names) < most:
+            query = f"?limit={page_size}" + (f"&start_stream_name={quote(start)}" if start else "")
+            page = await self._get(
+                "list streams", f"/v2/{project}/streams{query}", StreamListPayload
+            )
+            names.extend(page.stream_names)
+            if not page.has_more_streams or not page.stream_names:
+                break
+            start = page.stream_names[-1]
+        return names[:most]
 
     async def list_tasks(self, stream: str) -> list[DumpTask]:
         """All dump tasks of ``stream`` (at most 5, so one call returns them all).

@@ -91,6 +91,20 @@ class TaskListPayload(BaseModel):
     tasks: list[TaskPayload] = []
 
 
+class StreamListPayload(BaseModel):
+    """The stream list answer: ``{"total_number": n, "stream_names": [...], "has_more_streams"}``.
+
+    Documented in the API reference's "Querying Streams" (``GET /v2/{project_id}/streams``,
+    paged with ``limit`` and ``start_stream_name``).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    total_number: int | None = None
+    stream_names: list[str] = []
+    has_more_streams: bool = False
+
+
 class PartitionProgressPayload(BaseModel):
     """One partition of a task-details answer; see the module docstring for its spellings."""
 

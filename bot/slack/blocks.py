@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 
 from bot.audit import AuditEvent
 from bot.lifecycle import (
+    NotifyMode,
     Outcome,
     Policy,
     PolicyBreach,
@@ -40,6 +41,7 @@ from bot.vocabulary import DumpTask, TaskAction, TaskState
 
 APPROVE_ACTION_ID = "dumptask.approve"
 CANCEL_ACTION_ID = "dumptask.cancel"
+DENY_ACTION_ID = "dumptask.deny"
 
 # Slack's Block Kit limits; ``slack_sdk`` checks most of them when a block is serialised, but not
 # the length of a section field, so every text is cut to fit before it is built.
@@ -108,6 +110,7 @@ _HEADERS = {
     RequestState.FAILED: "{Verb} {count}: failed",
     RequestState.UNKNOWN: "{Verb} {count}: outcome unknown",
     RequestState.CANCELLED: "{Verb} {count}: cancelled",
+    RequestState.DENIED: "{Verb} {count}: denied",
     RequestState.EXPIRED: "{Verb} {count}: expired",
     RequestState.DISALLOWED: "{Verb} {count}: no longer allowed",
 }
@@ -155,8 +158,9 @@ def _task_lines(request: Request) -> str:
 
 
 def _approvers_text(request: Request, policy: Policy) -> str:
-    if policy.approvers:
-        who = ", ".join(mention(entity) for entity in policy.approvers)
+    configured = request.approvers_of(policy)
+    if configured:
+        who = ", ".join(_who(entity, policy) for entity in configured)
     elif policy.allow_self_approval:
         who = "anyone, including the requester"
     else:
@@ -164,7 +168,18 @@ def _approvers_text(request: Request, policy: Policy) -> str:
     progress = f"{len(request.approvals)} of {request.approvals_required} approvals"
     if request.approvals:
         progress += ": " + ", ".join(mention(user) for user in request.approver_ids)
-    return f"*May approve:* {who} · {progress}"
+    escalated = ""
+    if request.escalated_to:
+        added = join_words([_who(entity, policy) for entity in request.escalated_to])
+        escalated = f" · escalated to {added} after nobody decided"
+    return f"*May approve:* {who} · {progress}{escalated}"
+
+
+def _who(entity_id: str, policy: Policy) -> str:
+    """A person or group: a mention that pings, unless the operator switched pings off."""
+    if policy.notify is NotifyMode.OFF:
+        return f"`{escape_mrkdwn(entity_id)}`"
+    return mention(entity_id)
 
 
 def _status_line(request: Request) -> str | None:
@@ -180,6 +195,11 @@ def _status_line(request: Request) -> str | None:
             by = f" by {mention(request.decided_by)}" if request.decided_by else ""
             at = f" at {slack_date(request.decided_at)}" if request.decided_at else ""
             return f"Cancelled{by}{at}."
+        case RequestState.DENIED:
+            by = f" by {mention(request.decided_by)}" if request.decided_by else ""
+            at = f" at {slack_date(request.decided_at)}" if request.decided_at else ""
+            why = escape_mrkdwn(truncate(request.denied_because or "no reason given", 500))
+            return f"Denied{by}{at}: {why}"
         case RequestState.EXPIRED:
             return f"Expired at {slack_date(request.expires_at)} without enough approvals."
         case RequestState.DISALLOWED:
@@ -275,6 +295,7 @@ def _buttons(request: Request) -> ActionsBlock:
                 style="primary",
                 confirm=confirm,
             ),
+            ButtonElement(text="Deny", action_id=DENY_ACTION_ID, value=request.id, style="danger"),
             ButtonElement(text="Cancel", action_id=CANCEL_ACTION_ID, value=request.id),
         ],
     )
@@ -319,6 +340,8 @@ def render_card(request: Request, policy: Policy, *, now: datetime | None = None
         ),
     ]
     status = _status_line(request)
+    if status is None and request.drift:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_drift_text(request))))
     if status is None:
         blocks.append(_buttons(request))
     else:
@@ -335,9 +358,55 @@ def render_card(request: Request, policy: Policy, *, now: datetime | None = None
             f"Reason: {reason}",
             status or f"Expires {slack_date(request.expires_at)}",
             f"Request `{request.id}`",
+            *_pings(request, policy),
         ]
     )
     return Message(text=fallback, blocks=[block.to_dict() for block in blocks])
+
+
+def _pings(request: Request, policy: Policy) -> list[str]:
+    """The approvers, mentioned in the text that notifications read, while a decision is due."""
+    configured = request.approvers_of(policy)
+    if not request.state.is_open or not configured or policy.notify is NotifyMode.OFF:
+        return []
+    return [f"Approvers: {' '.join(mention(entity) for entity in configured)}"]
+
+
+def _drift_text(request: Request) -> str:
+    """Why a request that was approved is waiting for approval again."""
+    changes = join_words(
+        [
+            f"`{escape_mrkdwn(change.name or change.task_id)}` went from {change.was.value} "
+            f"to {change.now.value}"
+            for change in request.drift
+        ]
+    )
+    return (
+        f":warning: *Not started: the tasks changed after the approval.* {changes} "
+        "(in the console, or by another request). DIS was not called and the approvals were "
+        "cleared: approve again if this is still wanted, or cancel."
+    )
+
+
+def render_drift_note(request: Request) -> Message:
+    """The thread note when a request is sent back for a fresh approval."""
+    text = _drift_text(request)
+    return Message(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
+
+
+def render_reminder(request: Request, approvers: Sequence[str], policy: Policy) -> Message:
+    """The one reminder in the card's thread, with the escalation if there is one."""
+    missing = request.approvals_required - len(request.approvals)
+    who = " ".join(_who(entity, policy) for entity in approvers) or "Approvers"
+    text = (
+        f"{who}: request `{request.id}` ({_verb(request.action)} {_count(request)} on "
+        f"`{escape_mrkdwn(request.stream)}`) still needs {missing} approval"
+        f"{'s' if missing != 1 else ''}; it expires {slack_date(request.expires_at)}."
+    )
+    if request.escalated_to:
+        added = join_words([_who(entity, policy) for entity in request.escalated_to])
+        text += f"\nNobody decided yet, so it is escalated: {added} may approve it now."
+    return Message(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])
 
 
 def render_outcome_reply(request: Request) -> Message:

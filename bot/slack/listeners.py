@@ -8,6 +8,7 @@ handler, which answers the user ephemerally.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -24,15 +25,31 @@ from bot.commands import (
     parse_command,
     usage_text,
 )
-from bot.errors import CommandError, Refusal, StoreError
+from bot.errors import CommandError, DisError, Refusal, StoreError
 from bot.logs import bind
-from bot.service import DumptaskService
+from bot.service import Click, DumptaskService
 from bot.slack.blocks import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
+    DENY_ACTION_ID,
     render_history,
     render_recent,
     render_task_list,
+)
+from bot.slack.modals import (
+    DENY_CALLBACK_ID,
+    REASON_BLOCK,
+    START_CALLBACK_ID,
+    START_SHORTCUT_ID,
+    STREAM_ACTION_ID,
+    DenyTarget,
+    chosen_stream,
+    deny_view,
+    read_deny,
+    read_start,
+    start_channel,
+    start_view,
+    stream_options,
 )
 from bot.slack.notifier import SlackNotifier
 from bot.slack.wording import explain
@@ -40,6 +57,9 @@ from bot.slack.wording import explain
 logger = logging.getLogger(__name__)
 
 COMMAND = "/dumptask"
+# Slack waits three seconds for an options list; DIS gets most of them.
+OPTIONS_DEADLINE_S = 2.5
+_NO_TASKS = "This stream has no dump tasks."
 # A failed store call may come after a write that succeeded, so this never claims that nothing
 # was changed.
 STORE_DOWN = (
@@ -85,6 +105,12 @@ class Listeners:
         app.command(COMMAND)(self.on_command)
         app.action(APPROVE_ACTION_ID)(self.on_approve)
         app.action(CANCEL_ACTION_ID)(self.on_cancel)
+        app.action(DENY_ACTION_ID)(self.on_deny)
+        app.view(DENY_CALLBACK_ID)(self.on_deny_submitted)
+        app.shortcut(START_SHORTCUT_ID)(self.on_start_shortcut)
+        app.options(STREAM_ACTION_ID)(self.on_stream_options)
+        app.action(STREAM_ACTION_ID)(self.on_stream_picked)
+        app.view(START_CALLBACK_ID)(self.on_start_submitted)
         app.error(self.on_error)
 
     async def on_command(
@@ -103,9 +129,14 @@ class Listeners:
             return
         if isinstance(parsed, HelpCommand):
             policy = self._service.policy
-            await ack(
-                response_type="ephemeral",
-                text=usage_text(policy.allowed_streams, policy.allowed_channels),
+            usage = usage_text(policy.allowed_streams, policy.allowed_channels)
+            if (command.get("text") or "").strip():
+                await ack(response_type="ephemeral", text=usage)
+                return
+            # No arguments: the start modal, for people who may ask here (phones, no ids).
+            await ack()
+            await self._after_ack(
+                command, client, respond, self._open_start(command, client, usage)
             )
             return
         await ack()
@@ -154,6 +185,105 @@ class Listeners:
         await ack()
         await self._after_ack(body, client, respond, self._cancel(body))
 
+    async def _open_start(
+        self, command: dict[str, Any], client: AsyncWebClient, usage: str
+    ) -> None:
+        try:
+            await self._service.check_caller(command["user_id"], command["channel_id"], None)
+        except Refusal as refusal:
+            raise CommandError(f"{explain(refusal)}\n\n{usage}") from refusal
+        await client.views_open(
+            trigger_id=command["trigger_id"], view=start_view(command["channel_id"])
+        )
+
+    async def on_start_shortcut(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """The global shortcut: the start modal, asking which channel the card goes to."""
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=start_view(None))
+
+    async def on_stream_options(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Options for the stream picker: the streams DIS has that the policy allows.
+
+        Slack waits three seconds for options; a slow DIS gets an empty list, never a timeout.
+        """
+        view = body.get("view") or {}
+        try:
+            streams = await asyncio.wait_for(
+                self._service.streams_for(body["user"]["id"], start_channel(view)),
+                OPTIONS_DEADLINE_S,
+            )
+        except (TimeoutError, Refusal, DisError) as error:
+            logger.warning("no stream options for the start modal: %s", error)
+            streams = []
+        await ack(**stream_options(streams, str(body.get("value") or "")))
+
+    async def on_stream_picked(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """A stream was picked in the start modal: show its tasks with their states now."""
+        await ack()
+        view = body["view"]
+        channel, stream = start_channel(view), chosen_stream(view)
+        if stream is None:
+            return
+        try:
+            tasks = await self._service.list_tasks(stream, body["user"]["id"], channel)
+        except Refusal as refusal:
+            updated = start_view(channel, stream=stream, notice=explain(refusal))
+        else:
+            updated = start_view(channel, stream=stream, tasks=tasks, notice=_NO_TASKS)
+        await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
+
+    async def on_start_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """The start modal, submitted: the same request and card as the typed command."""
+        view = body["view"]
+        parsed = read_start(view)
+        if isinstance(parsed, dict):
+            await ack(response_action="errors", errors=parsed)
+            return
+        await ack()
+        channel = start_channel(view) or ""
+        payload = {"user_id": body["user"]["id"], "channel_id": channel}
+        bind(user=payload["user_id"], channel=channel, stream=parsed.stream)
+        context = {"user": body["user"], "channel": {"id": channel}}
+        await self._after_ack(context, client, None, self._ask(parsed, payload))
+
+    async def on_deny(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        """Ask the approver for the reason in a modal (after checking they may deny at all)."""
+        self._bind_click(body)
+        await ack()
+        await self._after_ack(body, client, respond, self._open_deny(body, client))
+
+    async def _open_deny(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        click = self._click(body)
+        request = await self._service.may_deny(click)
+        target = DenyTarget(click.request_id, click.channel_id, click.message_ts)
+        await client.views_open(trigger_id=body["trigger_id"], view=deny_view(request, target))
+
+    async def on_deny_submitted(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """The Deny modal, submitted: a reason is required; then the request is denied."""
+        target, reason = read_deny(body["view"])
+        if not reason:
+            await ack(
+                response_action="errors",
+                errors={REASON_BLOCK: "Say why, so the requester knows what to do instead."},
+            )
+            return
+        await ack()
+        user = body["user"]["id"]
+        bind(user=user, channel=target.channel, request_id=target.request_id)
+        click = Click(target.request_id, user, target.channel, target.message_ts)
+        context = {"user": body["user"], "channel": {"id": target.channel}}
+        await self._after_ack(context, client, None, self._service.deny(click, reason))
+
     async def _ask(self, command: TaskCommand, payload: dict[str, Any]) -> None:
         request = await self._service.open_request(
             command, payload["user_id"], payload["channel_id"]
@@ -167,25 +297,21 @@ class Listeners:
         await self._service.attach_card(request, ts)
 
     async def _approve(self, body: dict[str, Any]) -> None:
-        result = await self._service.approve(
-            self._request_id(body), body["user"]["id"], self._channel_id(body)
-        )
+        result = await self._service.approve(self._click(body))
         if not result.request.state.is_final and not result.must_execute:
             # More approvals are needed: show the progress. A decided request is shown by the
             # job its decision created, which also survives a crash right after this click.
             await self._notifier.request_changed(result.request)
 
     async def _cancel(self, body: dict[str, Any]) -> None:
-        await self._service.cancel(
-            self._request_id(body), body["user"]["id"], self._channel_id(body)
-        )
+        await self._service.cancel(self._click(body))
 
     async def _after_ack(
         self,
         body: dict[str, Any],
         client: AsyncWebClient,
-        respond: AsyncRespond,
-        work: Awaitable[None],
+        respond: AsyncRespond | None,
+        work: Awaitable[object],
     ) -> None:
         """Run the work that follows an ack, reporting its failure through ``on_error``.
 
@@ -231,6 +357,13 @@ class Listeners:
         bind(
             user=body["user"]["id"], channel=cls._channel_id(body), request_id=cls._request_id(body)
         )
+
+    @classmethod
+    def _click(cls, body: dict[str, Any]) -> Click:
+        """Who pressed which request's button, on which message (the card or a copy)."""
+        container = body.get("container") or {}
+        message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        return Click(cls._request_id(body), body["user"]["id"], cls._channel_id(body), message_ts)
 
     @staticmethod
     def _request_id(body: dict[str, Any]) -> str:

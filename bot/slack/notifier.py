@@ -9,17 +9,19 @@ thread reply; else one new message in the channel; else a direct message to the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.lifecycle import Policy, Request
+from bot.lifecycle import CardCopy, Policy, Request
 from bot.slack.blocks import (
     Message,
     render_card,
+    render_drift_note,
     render_outcome_reply,
     render_reading_back,
+    render_reminder,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,20 +67,64 @@ class SlackNotifier:
         return await self._load(request.id) or request
 
     async def _update_card(self, request: Request) -> bool:
+        """Update the card and every copy; whether the card itself (in the channel) was updated."""
+        message = render_card(request, self._policy)
+        for copy in request.copies:
+            await self._update(request, copy.channel, copy.ts, message)
         if request.card_ts is None:
             return False
-        message = render_card(request, self._policy)
+        return await self._update(request, request.channel, request.card_ts, message)
+
+    async def _update(self, request: Request, channel: str, ts: str, message: Message) -> bool:
         try:
             await self._client.chat_update(
-                channel=request.channel,
-                ts=request.card_ts,
-                text=message.text,
-                blocks=message.blocks,
+                channel=channel, ts=ts, text=message.text, blocks=message.blocks
             )
         except SLACK_FAILURES as error:
-            logger.warning("could not update the card of %s (%s)", request.id, _slack_error(error))
+            logger.warning(
+                "could not update the card of %s in %s (%s)",
+                request.id,
+                channel,
+                _slack_error(error),
+            )
             return False
         return True
+
+    async def send_copies(
+        self, request: Request, users: Sequence[str], already: set[str]
+    ) -> tuple[CardCopy, ...]:
+        """Send each user the card directly, with the same buttons; the copies that were sent.
+
+        One user's closed DMs or a Slack error for them never keeps the others from theirs.
+        """
+        message = render_card(request, self._policy)
+        copies = []
+        for user in users:
+            try:
+                opened = await self._client.conversations_open(users=user)
+                channel = str(opened["channel"]["id"])
+                if channel in already:
+                    continue
+                posted = await self._client.chat_postMessage(
+                    channel=channel, text=message.text, blocks=message.blocks
+                )
+            except SLACK_FAILURES as error:
+                logger.warning(
+                    "could not send %s to %s directly (%s)", request.id, user, _slack_error(error)
+                )
+                continue
+            copies.append(CardCopy(channel, str(posted["ts"])))
+        return tuple(copies)
+
+    async def remind(self, request: Request, approvers: Sequence[str]) -> None:
+        """The one reminder, in the card's thread (or the channel); raises when Slack refuses."""
+        message = render_reminder(request, approvers, self._policy)
+        await self._client.chat_postMessage(
+            channel=request.channel,
+            thread_ts=request.card_ts,
+            text=message.text,
+            blocks=message.blocks,
+        )
 
     async def request_changed(self, request: Request) -> None:
         """Update the card from the freshest stored state; best effort, never raises."""
@@ -106,11 +152,20 @@ class SlackNotifier:
         """
         request = await self._latest(request)
         card_updated = await self._update_card(request)
+        if request.state.is_open and request.drift:
+            return await self._reply_or_post(
+                request, render_drift_note(request), card_updated=card_updated
+            )
         if not request.state.was_executed:
             if card_updated:
                 return "card"
             return await self._post_elsewhere(request, render_card(request, self._policy))
-        reply = render_outcome_reply(request)
+        return await self._reply_or_post(
+            request, render_outcome_reply(request), card_updated=card_updated
+        )
+
+    async def _reply_or_post(self, request: Request, reply: Message, *, card_updated: bool) -> str:
+        """A reply in the card's thread; else the card and the reply as one new message."""
         if card_updated:
             try:
                 await self._client.chat_postMessage(

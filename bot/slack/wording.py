@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import lifecycle, service
 from bot.errors import Refusal
+from bot.lifecycle import Request, RequestState
 from bot.text import escape_mrkdwn
 from bot.vocabulary import DumpTask
 
@@ -31,6 +32,39 @@ def describe_tasks(tasks: Sequence[DumpTask]) -> str:
         return "It has no dump tasks."
     listed = ", ".join(f"{code(task.name)} ({code(task.task_id)}, {task.state})" for task in tasks)
     return f"Its tasks are: {listed}."
+
+
+def card_link(channel: str, ts: str) -> str:
+    """The permanent link Slack gives a message: the channel's archive and the ts without dot."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def _card_link(request: Request) -> str:
+    if request.card_ts is None:
+        return f"in {channel_link(request.channel)}"
+    return f"<{card_link(request.channel, request.card_ts)}|see its card>"
+
+
+_DECIDED_VERBS = {
+    RequestState.EXECUTING: "approved",
+    RequestState.SUCCEEDED: "approved",
+    RequestState.PARTIAL: "approved",
+    RequestState.FAILED: "approved",
+    RequestState.UNKNOWN: "approved",
+    RequestState.CANCELLED: "cancelled",
+    RequestState.DENIED: "denied",
+}
+
+
+def _already_decided(refusal: lifecycle.RequestDecided) -> str:
+    """Who decided ("already approved by @bob"), so a stale copy of the card explains itself."""
+    verb = _DECIDED_VERBS.get(refusal.state)
+    if verb and refusal.decided_by:
+        return (
+            f"Request {code(refusal.request_id)} was already {verb} by "
+            f"<@{escape_mrkdwn(refusal.decided_by)}>; it is {refusal.state.value} now."
+        )
+    return f"Request {code(refusal.request_id)} is already {refusal.state.value}; nothing to do."
 
 
 def _plural(count: int, word: str) -> str:
@@ -74,9 +108,7 @@ _WORDING: dict[type[Refusal], Callable[[Any], str]] = {
     lifecycle.RequestExpired: lambda r: (
         f"Request {code(r.request_id)} has expired, so it can no longer be decided."
     ),
-    lifecycle.RequestDecided: lambda r: (
-        f"Request {code(r.request_id)} is already {r.state.value}; nothing to do."
-    ),
+    lifecycle.RequestDecided: _already_decided,
     lifecycle.SelfApproval: lambda _: (
         "You asked for this request, so someone else has to approve it."
     ),
@@ -84,6 +116,14 @@ _WORDING: dict[type[Refusal], Callable[[Any], str]] = {
     lifecycle.AlreadyApproved: lambda r: (
         f"You already approved {code(r.request_id)}; it needs "
         f"{_plural(r.missing, 'more approval')} from someone else."
+    ),
+    lifecycle.RequesterCannotDeny: lambda _: (
+        "You asked for this request: to withdraw it, use *Cancel*."
+    ),
+    service.ConflictingRequest: lambda r: (
+        f"Task {code(r.task_id)} is already part of request {code(r.holder.id)} "
+        f"({r.holder.state.value}, {_card_link(r.holder)}). One operation per task at a time: "
+        "approve, deny or cancel that one first."
     ),
     lifecycle.NotAllowedToCancel: lambda _: (
         "Only the requester or an approver can cancel this request."

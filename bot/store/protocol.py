@@ -14,8 +14,10 @@ from bot.lifecycle import Request
 class Store(Protocol):
     """Where requests, their audit trail and jobs live; every method raises ``StoreError``."""
 
-    async def create(self, request: Request) -> None:
-        """Insert a new request at version 1; a request with the same id is an error."""
+    async def create(
+        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+    ) -> None:
+        """Insert a new request, claiming its tasks (``TaskInUseError`` if another holds one)."""
 
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current ``version``, or ``None`` if there is none."""

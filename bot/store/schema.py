@@ -114,6 +114,16 @@ jobs_table = Table(
     Index("ix_jobs_request_id", "request_id"),
 )
 
+task_claims_table = Table(
+    "task_claims",
+    metadata,
+    # One open or executing request per task: the primary key settles two commands racing.
+    Column("stream", Text, primary_key=True),
+    Column("task_id", Text, primary_key=True),
+    Column("request_id", Text, nullable=False),
+    Index("ix_task_claims_request_id", "request_id"),
+)
+
 _REQUEST_JSON = TypeAdapter(Request)
 
 

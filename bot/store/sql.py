@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
+    delete,
     event,
     func,
     insert,
@@ -44,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bot.audit import AuditEvent
 from bot.audit_export import AuditFilters, AuditRow
-from bot.errors import StoreError
+from bot.errors import StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestState
 from bot.store.migrate import upgrade_to_head
@@ -58,6 +59,7 @@ from bot.store.schema import (
     request_columns,
     request_from_row,
     requests_table,
+    task_claims_table,
 )
 
 P = ParamSpec("P")
@@ -271,17 +273,53 @@ class SqlStore:
     # -- requests -----------------------------------------------------------------------------
 
     @bounded
-    async def create(self, request: Request) -> None:
-        """Insert a new request at version 1; a request with the same id is an error."""
+    async def create(
+        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+    ) -> None:
+        """Insert a new request at version 1, claiming its tasks, with the jobs it implies.
+
+        A request with the same id is an error; a task another open request holds raises
+        ``TaskInUseError`` naming that request (nothing is stored then).
+        """
         statement = insert(requests_table).values(
             id=request.id, version=1, **request_columns(request)
         )
-        async with self._connection(
-            f"create request {request.id}",
-            write=True,
-            conflict=f"request {request.id} already exists",
-        ) as connection:
-            await connection.execute(statement)
+        try:
+            async with self._connection(
+                f"create request {request.id}",
+                write=True,
+                conflict=f"request {request.id} already exists",
+            ) as connection:
+                await self._raise_if_held(connection, request)
+                await connection.execute(statement)
+                await connection.execute(
+                    insert(task_claims_table),
+                    [
+                        {"stream": request.stream, "task_id": task_id, "request_id": request.id}
+                        for task_id in dict.fromkeys(request.task_ids)
+                    ],
+                )
+                for job in enqueue:
+                    await self._insert_job(connection, job, now or job.due_at)
+        except StoreError as error:
+            if not isinstance(error.__cause__, IntegrityError):
+                raise
+            # Another request claimed a task between our check and our insert.
+            async with self._connection("read task claims", write=False) as connection:
+                await self._raise_if_held(connection, request)
+            raise
+
+    async def _raise_if_held(self, connection: AsyncConnection, request: Request) -> None:
+        held = await connection.execute(
+            select(task_claims_table.c.task_id, task_claims_table.c.request_id)
+            .where(task_claims_table.c.stream == request.stream)
+            .where(task_claims_table.c.task_id.in_(list(request.task_ids)))
+            .where(task_claims_table.c.request_id != request.id)
+            .order_by(task_claims_table.c.task_id)
+        )
+        first = held.first()
+        if first is not None:
+            raise TaskInUseError(first.request_id, first.task_id)
 
     @bounded
     async def get(self, request_id: str) -> Request | None:
@@ -328,6 +366,12 @@ class SqlStore:
             if changed == 1:
                 for job in enqueue:
                     await self._insert_job(connection, job, now or job.due_at)
+                if request.state.is_final:  # the tasks are free for the next request
+                    await connection.execute(
+                        delete(task_claims_table).where(
+                            task_claims_table.c.request_id == request.id
+                        )
+                    )
         return replace(request, version=expected_version + 1) if changed == 1 else None
 
     async def _requests(self, doing: str, query: Select[Any]) -> list[Request]:
