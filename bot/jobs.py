@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypedDict
 
@@ -137,7 +137,8 @@ def notify_job(request_id: str, due_at: datetime) -> Job:
 
 def remind_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
     """The job that reminds the approvers, once per approval round, if nobody decided."""
-    return _request_job(JobKind.REMIND, "remind", request_id, due_at, round_)
+    job = _request_job(JobKind.REMIND, "remind", request_id, due_at, round_)
+    return replace(job, payload={"round": round_})
 
 
 def new_owner_id() -> str:

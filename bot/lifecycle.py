@@ -532,6 +532,7 @@ def reopen(
         approvals_required=policy.approvals_required,
         round=request.round + 1,
         drift=drift,
+        reminded_at=None,
         tasks=tuple(
             replace(task, state_at_request=now_by_id.get(task.task_id, task.state_at_request))
             for task in request.tasks

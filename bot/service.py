@@ -734,8 +734,8 @@ class DumptaskService:
     async def _remind(self, held: HeldJob) -> None:
         """Remind the approvers of a request nobody decided, once, escalating if configured."""
         request = await self._job_request(held)
-        if not request.state.is_open:
-            return
+        if not request.state.is_open or held.job.payload.get("round", 0) != request.round:
+            return  # decided, or sent back for a new round that has its own reminder
         if request.reminded_at is None:
             request = await self._change(
                 request.id,

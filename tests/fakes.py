@@ -25,7 +25,7 @@ from bot.audit import AuditEvent
 from bot.dis.models import ActionResult
 from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
-from bot.lifecycle import Request, RequestedTask, RequestState
+from bot.lifecycle import CardCopy, Request, RequestedTask, RequestState
 from bot.vocabulary import DumpTask, TaskAction, TaskState
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -104,10 +104,24 @@ class FakeDis:
 
     def __init__(self, streams: Mapping[str, Sequence[DumpTask]]) -> None:
         self.streams = {name: list(tasks) for name, tasks in streams.items()}
+        self.stream_names: list[str] | None = None
         self.act_calls: list[ActCall] = []
         self.list_calls: list[str] = []
         self.list_error: DisError | None = None
         self.act_error: DisError | None = None
+
+    async def list_streams(self) -> list[str]:
+        """The project's streams (``stream_names`` if set, else the streams with tasks)."""
+        if self.list_error is not None:
+            raise self.list_error
+        return list(self.stream_names if self.stream_names is not None else self.streams)
+
+    def set_state(self, stream: str, task_id: str, state: TaskState) -> None:
+        """Change a task's state, as someone in the console would."""
+        self.streams[stream] = [
+            replace(task, state=state) if task.task_id == task_id else task
+            for task in self.streams[stream]
+        ]
 
     async def list_tasks(self, stream: str) -> list[DumpTask]:
         """The stream's tasks as they are now."""
@@ -154,10 +168,29 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, Request]] = []
+        self.copied_to: list[str] = []
+        self.reminded: list[str] = []
 
     async def request_changed(self, request: Request) -> None:
         """Remember the change."""
         self.events.append(("request_changed", request))
+
+    async def send_copies(
+        self, request: Request, users: Sequence[str], already: set[str]
+    ) -> tuple[CardCopy, ...]:
+        """Remember who was sent a copy; each gets a DM channel ``D`` + their id."""
+        self.events.append(("send_copies", request))
+        self.copied_to = list(users)
+        return tuple(
+            CardCopy(f"D{user}", f"{index}.000100")
+            for index, user in enumerate(users, start=1)
+            if f"D{user}" not in already
+        )
+
+    async def remind(self, request: Request, approvers: Sequence[str]) -> None:
+        """Remember the reminder and who it named."""
+        self.events.append(("remind", request))
+        self.reminded = list(approvers)
 
     async def reading_back(self, request: Request) -> None:
         """Remember the note that the bot is reading back after an interruption."""

@@ -13,11 +13,13 @@ from slack_sdk.models.blocks import Block
 from bot.audit import AuditEvent, AuditKind
 from bot.lifecycle import (
     Approval,
+    NotifyMode,
     Outcome,
     Policy,
     Request,
     RequestedTask,
     RequestState,
+    TaskDrift,
     TaskOutcome,
     open_request,
 )
@@ -31,6 +33,7 @@ from bot.slack.blocks import (
     render_history,
     render_outcome_reply,
     render_refusal,
+    render_reminder,
 )
 from bot.vocabulary import TaskAction, TaskState
 
@@ -578,3 +581,87 @@ def test_history_of_a_long_trail_is_cut_to_one_section():
     assert len(message.text) <= 3000
     assert message.text.endswith("…"), "the input really was longer than a section allows"
     assert message.text.startswith(f"Request `{request.id}`")
+
+
+# -- approvals that reach people -----------------------------------------------------------------
+
+
+def test_deny_button_is_danger_and_carries_the_request_id():
+    """Deny sits between Approve and Cancel, styled as danger, with the request id as value."""
+    request = make_request()
+    [_, deny, _] = buttons(render_card(request, ANYONE))
+    assert (deny["action_id"], deny["value"], deny["style"]) == (
+        DENY_ACTION_ID,
+        request.id,
+        "danger",
+    )
+    assert "confirm" not in deny, "Deny asks for a reason in a modal instead"
+
+
+def test_denied_card_says_who_denied_and_why_escaped():
+    """A denied card has no buttons and shows the denier and the reason, escaped."""
+    request = make_request(
+        state=RequestState.DENIED,
+        decided_by="U0BOB",
+        decided_at=NOW,
+        denied_because="bucket <!channel> full",
+    )
+    message = render_card(request, ANYONE)
+    assert not buttons(message)
+    text = shown(message)
+    assert "Denied by <@U0BOB>" in text
+    assert "bucket &lt;!channel&gt; full" in text
+    assert "<!channel>" not in text
+    assert "Start 2 dump tasks: denied" in message.text
+
+
+def test_configured_approvers_are_pinged_in_the_fallback_while_pending():
+    """Notifications read the text: it mentions the approver group and users until decided."""
+    policy = Policy(approvers=("S0LEADS", "U0BOB"))
+    assert "Approvers: <!subteam^S0LEADS> <@U0BOB>" in render_card(make_request(), policy).text
+    executing = make_request(state=RequestState.EXECUTING, approvals=(Approval("U0BOB", NOW),))
+    assert "Approvers:" not in render_card(executing, policy).text
+
+
+def test_pings_can_be_switched_off():
+    """With notifications off the approvers are named, not mentioned."""
+    policy = Policy(approvers=("S0LEADS",), notify=NotifyMode.OFF)
+    text = shown(render_card(make_request(), policy))
+    assert "<!subteam^" not in text
+    assert "`S0LEADS`" in text
+
+
+def test_escalation_is_said_on_the_card():
+    """After the reminder the card names who the request was escalated to."""
+    policy = Policy(approvers=("S0LEADS",))
+    request = make_request(escalated_to=("U0DAN",), reminded_at=NOW)
+    text = shown(render_card(request, policy))
+    assert "escalated to <@U0DAN>" in text
+    assert "<@U0DAN>" in render_card(request, policy).text
+
+
+def test_reopened_card_says_what_changed_and_offers_the_buttons_again():
+    """A request sent back after drift shows the change and Approve, Deny and Cancel."""
+    request = make_request(
+        round=1,
+        drift=(
+            TaskDrift(ARCHIVE.task_id, "orders-<archive>", TaskState.PAUSED, TaskState.RUNNING),
+        ),
+    )
+    message = render_card(request, ANYONE)
+    assert len(buttons(message)) == 3
+    text = shown(message)
+    assert "went from PAUSED to RUNNING" in text
+    assert "orders-&lt;archive&gt;" in text
+    assert "DIS was not called" in text
+
+
+def test_reminder_names_approvers_escalation_and_deadline():
+    """The reminder mentions the approvers, how many approvals are missing, the escalation."""
+    policy = Policy(approvers=("S0LEADS",), escalate_to=("U0DAN",))
+    request = make_request(approvals_required=2, escalated_to=("U0DAN",))
+    text = render_reminder(request, ("S0LEADS", "U0DAN"), policy).text
+    assert text.startswith("<!subteam^S0LEADS> <@U0DAN>")
+    assert "still needs 2 approvals" in text
+    assert "escalated: <@U0DAN> may approve it now" in text
+    assert EXPIRY_MARKUP in text
