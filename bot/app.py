@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +73,7 @@ class Bot:
     """A wired bot: the Bolt app plus what must be started and closed with it."""
 
     app: AsyncApp
+    listeners: Listeners
     service: DumptaskService
     store: Store
     runner: JobRunner
@@ -111,7 +113,12 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        await self.runner.drain(self.shutdown_grace)
+        started = time.monotonic()
+        if not await self.listeners.wait_idle(self.shutdown_grace):
+            logger.warning(
+                "requests still being handled at shutdown; their users may not hear back"
+            )
+        await self.runner.drain(max(0.0, self.shutdown_grace - (time.monotonic() - started)))
 
     async def aclose(self) -> None:
         """Drain (if not done yet), then close the DIS client and the store."""
@@ -161,10 +168,12 @@ async def create_bot(
         clock=clock,
         wake=runner.wake,
     )
-    Listeners(service, notifier).register(app)
+    listeners = Listeners(service, notifier)
+    listeners.register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
     return Bot(
         app=app,
+        listeners=listeners,
         service=service,
         store=store,
         runner=runner,

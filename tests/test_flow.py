@@ -47,6 +47,7 @@ from tests.flow_helpers import (
     wait_for_stored_card,
     wait_for_thread_reply,
 )
+from tests.processes import StoreReader
 
 
 def test_start_happy_path(start_bot, slack, dis):
@@ -583,3 +584,17 @@ def test_no_secret_reaches_the_logs_during_a_whole_flow(
         assert all(json.loads(line)["level"] for line in text.splitlines())
     for secret in (BOT_TOKEN, SIGNING_SECRET, DIS_SK, *signatures):
         assert secret not in text
+
+
+def test_stopping_the_bot_lets_a_command_in_progress_finish(start_bot, slack, dis, tmp_path):
+    """A command acknowledged just before shutdown still gets its card, stored, before exit."""
+    bot = start_bot()
+    dis.inject(Fault.latency(1.0, method="GET"))
+    assert (
+        slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive").status_code == 200
+    )
+    bot.stop()
+    [card] = cards(slack, INCIDENT)
+    stored = StoreReader(f"sqlite:///{tmp_path}/bot.db").get(request_id_of(card))
+    assert stored is not None
+    assert stored.card_ts == card.ts

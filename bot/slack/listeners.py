@@ -99,6 +99,19 @@ class Listeners:
     def __init__(self, service: DumptaskService, notifier: SlackNotifier) -> None:
         self._service = service
         self._notifier = notifier
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    async def wait_idle(self, grace: float) -> bool:
+        """Wait up to ``grace`` seconds for the work after acks to finish; whether it all did.
+
+        Bolt runs that work in tasks of its own that nobody else waits for: on shutdown the
+        store must not close under a click that is still being recorded.
+        """
+        pending = {task for task in self._in_flight if not task.done()}
+        if not pending:
+            return True
+        _, still = await asyncio.wait(pending, timeout=grace)
+        return not still
 
     def register(self, app: AsyncApp) -> None:
         """Attach every listener and the error handler to ``app``."""
@@ -319,10 +332,16 @@ class Listeners:
         handler's response; if that happens before its 10 ms polling step saw the ack, Slack
         never gets one. Errors after the ack therefore never leave the listener.
         """
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
         try:
             await work
         except Exception as error:
             await self.on_error(error, body, client, respond)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
 
     async def on_error(
         self,
