@@ -48,6 +48,7 @@ def policy_from(settings: Settings) -> Policy:
         notify=NotifyMode(settings.dumptask_notify_approvers),
         remind_after=remind_after(settings),
         escalate_to=tuple(settings.dumptask_escalate_to),
+        allow_seconds=settings.dumptask_allow_seconds,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from bot.errors import CommandError
@@ -46,8 +47,8 @@ EXAMPLE: Final = (
 
 _SYNTAX: Final = {
     "help": "/dumptask help",
-    "start": '/dumptask start <stream> <task> [<task>...] [--reason "..."]',
-    "stop": '/dumptask stop <stream> <task> [<task>...] [--reason "..."]',
+    "start": '/dumptask start <stream> <task> [<task>...] [--at 14:30] [--reason "..."]',
+    "stop": ('/dumptask stop <stream> <task> [<task>...] [--for 2h] [--at 14:30] [--reason "..."]'),
     "list": "/dumptask list <stream>",
     "status": "/dumptask status [<request-id>]",
 }
@@ -64,6 +65,14 @@ _SUMMARY: Final = {
 _ALIASES: Final = {"pause": "stop", "resume": "start", "unpause": "start", "ls": "list"}
 
 _REASON_FLAGS: Final = ("--reason", "-r")
+_FOR_FLAG: Final = "--for"
+_AT_FLAG: Final = "--at"
+_OPTIONS_HELP: Final = (
+    '`--reason "..."` (or `-r "..."`), `--for 2h` (stop only: resume by itself after that) and '
+    "`--at 14:30` (run at that time, after approval)"
+)
+_DURATION = re.compile(r"(?:(?P<h>\d{1,3})h)?(?:(?P<m>\d{1,4})m(?:in)?)?(?:(?P<s>\d{1,5})s)?")
+_TIME_OF_DAY = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
 
 # Phones turn " into curly double quotes (or low-high ones on German keyboards) and ' into curly
 # single quotes; each works like its straight form.
@@ -99,6 +108,14 @@ class HelpCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeOfDay:
+    """``--at 14:30``: a time on the requester's clock, resolved to the next such moment."""
+
+    hour: int
+    minute: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskCommand:
     """``/dumptask start|stop <stream> <task>...``: ask for approval to start or pause tasks."""
 
@@ -107,6 +124,10 @@ class TaskCommand:
     tasks: tuple[str, ...]
     """Task names or ids as typed, distinct, in the order first given; 1 to ``MAX_TASKS``."""
     reason: str | None
+    pause_for: timedelta | None = None
+    """``--for``: stop only; the tasks are started again by themselves after this long."""
+    at: TimeOfDay | datetime | None = None
+    """``--at``: run at this time (an aware datetime, or a time of day) instead of at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +169,8 @@ def _usage() -> str:
         f"{commands}\n"
         "A task is a name or an id; separate several with spaces or commas, at most "
         f'{MAX_TASKS} per request. `--reason "..."` (or `-r "..."`) puts a reason on the '
-        "approval card.\n"
+        "approval card; `--for 2h` pauses for that long and then starts the tasks again by "
+        "itself; `--at 14:30` runs the request at that time, once approved.\n"
         f"Example: {_code(EXAMPLE, limit=None)}"
     )
 
@@ -218,7 +240,7 @@ def _tokenise(text: str) -> list[str]:
 
 def _parse_task_command(action: Action, args: list[str]) -> TaskCommand:
     subcommand = action.value
-    reason: str | None = None
+    options: dict[str, str] = {}
     positional: list[str] = []
     remaining = iter(args)
     for token in remaining:
@@ -227,20 +249,18 @@ def _parse_task_command(action: Action, args: list[str]) -> TaskCommand:
             positional.append(token)
             continue
         name, has_value, value = flag.partition("=")
-        if name.lower() not in _REASON_FLAGS:
+        option = "--reason" if name.lower() in _REASON_FLAGS else name.lower()
+        if option not in ("--reason", _FOR_FLAG, _AT_FLAG):
             raise _error(
-                f"I don't know the option {_code(token)}. The only option is "
-                '`--reason "..."` (or `-r "..."`).',
+                f"I don't know the option {_code(token)}. The options are {_OPTIONS_HELP}.",
                 subcommand,
             )
-        if reason is not None:
-            raise _error(
-                "Give `--reason` only once, with the whole reason in one pair of quotes.",
-                subcommand,
-            )
-        if not has_value:
-            value = next(remaining, "")
-        reason = _check_reason(value, subcommand)
+        if option in options:
+            raise _error(f"Give `{option}` only once.", subcommand)
+        options[option] = value if has_value else next(remaining, "")
+    reason = _check_reason(options["--reason"], subcommand) if "--reason" in options else None
+    pause_for = _check_for(options[_FOR_FLAG], action) if _FOR_FLAG in options else None
+    at = _check_at(options[_AT_FLAG], subcommand) if _AT_FLAG in options else None
 
     items = [item.strip() for token in positional for item in token.split(",")]
     names = [item for item in items if item]
@@ -264,7 +284,51 @@ def _parse_task_command(action: Action, args: list[str]) -> TaskCommand:
             f"{_code('/dumptask list ' + stream, limit=None)}.",
             subcommand,
         )
-    return TaskCommand(action=action, stream=stream, tasks=tasks, reason=reason)
+    return TaskCommand(
+        action=action, stream=stream, tasks=tasks, reason=reason, pause_for=pause_for, at=at
+    )
+
+
+def _check_for(value: str, action: Action) -> timedelta:
+    """``--for 30m``, ``2h``, ``1h30m`` (seconds too, which only the demo accepts)."""
+    if action is not Action.STOP:
+        raise _error(
+            "`--for` pauses tasks for a while, so it goes with `stop`. To start later, use "
+            "`--at 14:30`.",
+            action.value,
+        )
+    text = value.strip().lower().replace(" ", "")
+    match = _DURATION.fullmatch(text)
+    if not text or match is None or not any(match.groupdict().values()):
+        raise _error(
+            f"{_code(value or '--for')} is not a duration. Write minutes or hours, like "
+            "`--for 30m`, `--for 2h` or `--for 1h30m`.",
+            action.value,
+        )
+    parts = {unit: int(amount or 0) for unit, amount in match.groupdict().items()}
+    duration = timedelta(hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+    if duration <= timedelta(0):
+        raise _error("`--for` needs a duration longer than zero, like `--for 30m`.", action.value)
+    return duration
+
+
+def _check_at(value: str, subcommand: str) -> TimeOfDay | datetime:
+    """``--at 14:30`` (the requester's time zone) or an ISO time with its offset."""
+    text = value.strip()
+    if match := _TIME_OF_DAY.fullmatch(text):
+        return TimeOfDay(int(match["hour"]), int(match["minute"]))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _error(
+            f"{_code(value or '--at')} is not a time I can use. Write a time of day in your "
+            "Slack time zone, like `--at 14:30`, or a full time with its offset, like "
+            "`--at 2026-11-29T14:30+01:00`.",
+            subcommand,
+        )
+    return moment
 
 
 def _check_reason(value: str, subcommand: str) -> str:

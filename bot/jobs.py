@@ -32,6 +32,8 @@ class JobKind(enum.StrEnum):
     DELIVER = "deliver"  # show a decided request in Slack: card, thread reply, fallbacks
     NOTIFY = "notify"  # send each eligible approver a direct message with the card
     REMIND = "remind"  # remind the approvers once, and escalate, if nobody decided
+    RUN = "run"  # start a scheduled request at its time (--at, or the end of a timed pause)
+    RETENTION = "retention"  # warn that paused tasks are about to lose data to the retention
 
 
 class JobState(enum.StrEnum):
@@ -139,6 +141,23 @@ def remind_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
     """The job that reminds the approvers, once per approval round, if nobody decided."""
     job = _request_job(JobKind.REMIND, "remind", request_id, due_at, round_)
     return replace(job, payload={"round": round_})
+
+
+def run_job(request_id: str, due_at: datetime, round_: int = 0) -> Job:
+    """The job that starts a scheduled request at its time, once per approval round."""
+    job = _request_job(JobKind.RUN, "run", request_id, due_at, round_)
+    return replace(job, payload={"round": round_})
+
+
+def retention_job(request_id: str, due_at: datetime, share: int) -> Job:
+    """The job that warns, at ``share`` percent of the safe window, that paused tasks wait."""
+    return Job(
+        f"retention:{request_id}:{share}",
+        JobKind.RETENTION,
+        due_at,
+        request_id=request_id,
+        payload={"share": share},
+    )
 
 
 def new_owner_id() -> str:

@@ -14,6 +14,12 @@ conditional update, so the rules are decided here and the races are settled ther
        ├──expire──> EXPIRED                         │
        └──disallow──> DISALLOWED <──(before sending)┘
 
+    PENDING ──approve (quorum, with --at)──> SCHEDULED ──its time, or Resume now──> EXECUTING
+                                             SCHEDULED ──cancel──> CANCELLED
+
+A timed pause (``stop --for``) that paused its tasks spawns the start that ends it: a request of
+its own, already approved, SCHEDULED for the end of the pause.
+
 An executing request records how far its one batch call got (its ``Phase``): ``SENDING`` is
 stored before the call goes out, so a replica taking over after a crash knows whether the call
 may have reached DIS, and never sends it a second time.
@@ -37,6 +43,7 @@ class RequestState(enum.StrEnum):
     """Where a request stands."""
 
     PENDING = "pending"
+    SCHEDULED = "scheduled"
     EXECUTING = "executing"
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"
@@ -55,7 +62,7 @@ class RequestState(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         """Nothing moves a request out of these states."""
-        return self not in (RequestState.PENDING, RequestState.EXECUTING)
+        return self not in (RequestState.PENDING, RequestState.SCHEDULED, RequestState.EXECUTING)
 
     @property
     def was_executed(self) -> bool:
@@ -71,10 +78,19 @@ ALLOWED_MOVES: dict[RequestState, frozenset[RequestState]] = {
     RequestState.PENDING: frozenset(
         {
             RequestState.PENDING,
+            RequestState.SCHEDULED,
             RequestState.EXECUTING,
             RequestState.CANCELLED,
             RequestState.DENIED,
             RequestState.EXPIRED,
+            RequestState.DISALLOWED,
+        }
+    ),
+    RequestState.SCHEDULED: frozenset(
+        {
+            RequestState.SCHEDULED,
+            RequestState.EXECUTING,
+            RequestState.CANCELLED,
             RequestState.DISALLOWED,
         }
     ),
@@ -98,11 +114,12 @@ class Reach(enum.StrEnum):
     REFUSED = "refused"  # it certainly did not arrive, or DIS refused it without acting
     UNCERTAIN = "uncertain"  # it may have reached DIS (a timeout, a dropped connection, a 5xx)
     INTERRUPTED = "interrupted"  # the bot died between recording "sending" and the answer
+    NOT_NEEDED = "not_needed"  # not made: every task already was at its goal
 
     @property
     def may_have_changed(self) -> bool:
         """Whether DIS may have acted on the call."""
-        return self is not Reach.REFUSED
+        return self not in (Reach.REFUSED, Reach.NOT_NEEDED)
 
 
 class NotifyMode(enum.StrEnum):
@@ -212,6 +229,8 @@ class Policy:
     notify: NotifyMode = NotifyMode.MENTION
     remind_after: timedelta | None = None
     escalate_to: tuple[str, ...] = ()
+    allow_seconds: bool = False
+    """Timed pauses in seconds (``--for 30s``): the demo's, so a person can watch one end."""
 
     def channel_allowed(self, channel: str) -> bool:
         """Empty means every channel."""
@@ -231,6 +250,8 @@ class RequestedTask:
     task_id: str
     name: str | None
     state_at_request: TaskState | None
+    safe_until: datetime | None = None
+    """For a stop: when DIS starts deleting data this task has not dumped yet (if known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +293,8 @@ class DisCall:
 
     @property
     def failed(self) -> bool:
-        """The call did not get a 2xx answer."""
-        return self.reach is not Reach.SENT
+        """The call did not get a 2xx answer (a call not needed did not fail)."""
+        return self.reach not in (Reach.SENT, Reach.NOT_NEEDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +331,7 @@ class Outcome:
     def call_failed(self) -> bool:
         """The batch call did not get a 2xx answer (or the bot never learnt its answer)."""
         if self.reach is not None:
-            return self.reach is not Reach.SENT
+            return self.reach not in (Reach.SENT, Reach.NOT_NEEDED)
         return self.error_code is not None or self.error_message is not None
 
     @property
@@ -365,6 +386,14 @@ class Request:
     drift: tuple[TaskDrift, ...] = ()
     reminded_at: datetime | None = None
     escalated_to: tuple[str, ...] = ()
+    run_at: datetime | None = None
+    pause_for: timedelta | None = None
+    retention_hours: int | None = None
+    parent_id: str | None = None
+    resume_id: str | None = None
+    resume_at: datetime | None = None
+    started_late_by: float | None = None
+    run_early_by: str | None = None
     version: int = field(default=0, compare=False)
 
     @property
@@ -462,22 +491,79 @@ def approve(
     approvals = (*request.approvals, Approval(user_id=user_id, at=now))
     if len(approvals) < required:
         return replace(request, approvals=approvals, approvals_required=required)
+    later = request.run_at is not None and request.run_at > now
     return replace(
         request,
         approvals=approvals,
         approvals_required=required,
-        state=transition(request.state, RequestState.EXECUTING),
-        phase=Phase.APPROVED,
+        state=transition(
+            request.state, RequestState.SCHEDULED if later else RequestState.EXECUTING
+        ),
+        phase=None if later else Phase.APPROVED,
         decided_by=user_id,
         decided_at=now,
+    )
+
+
+def run_scheduled(request: Request, now: datetime, *, early_by: str | None = None) -> Request:
+    """Start a scheduled request: at its time (saying how late), or early for ``early_by``."""
+    if request.state is not RequestState.SCHEDULED:
+        raise IllegalTransitionError(f"request {request.id} is not scheduled")
+    late = None
+    if early_by is None and request.run_at is not None:
+        late = max((now - request.run_at).total_seconds(), 0.0)
+    return replace(
+        request,
+        state=transition(request.state, RequestState.EXECUTING),
+        phase=Phase.APPROVED,
+        started_late_by=late,
+        run_early_by=early_by,
+    )
+
+
+def resume_request(paused: Request, now: datetime) -> Request | None:
+    """The start that ends a timed pause, approved with the pause: ``None`` if nothing paused.
+
+    It is a request of its own (its own id, phase and outcome, so the batch call stays at most
+    once) scheduled for the end of the pause, with the tasks that did reach PAUSED.
+    """
+    if paused.pause_for is None or paused.outcome is None:
+        return None
+    tasks = tuple(
+        RequestedTask(task.task_id, task.name, TaskState.PAUSED)
+        for task in paused.outcome.tasks
+        if task.reached_target
+    )
+    if not tasks or paused.decided_at is None:
+        return None
+    since = paused.outcome.finished_at or now
+    return Request(
+        id=new_request_id(),
+        action=TaskAction.START,
+        stream=paused.stream,
+        tasks=tasks,
+        requester=paused.requester,
+        channel=paused.channel,
+        created_at=now,
+        expires_at=since + paused.pause_for,
+        approvals_required=paused.approvals_required,
+        reason=f"the end of the timed pause of {paused.id}",
+        state=RequestState.SCHEDULED,
+        approvals=paused.approvals,
+        decided_by=paused.decided_by,
+        decided_at=paused.decided_at,
+        card_ts=paused.card_ts,
+        run_at=since + paused.pause_for,
+        parent_id=paused.id,
     )
 
 
 def cancel(
     request: Request, user_id: str, now: datetime, approvers: frozenset[str] | None
 ) -> Request:
-    """Close an open request on behalf of its requester or an approver."""
-    _refuse_unless_open(request, now)
+    """Close an open (or scheduled) request for its requester or an approver."""
+    if request.state is not RequestState.SCHEDULED:
+        _refuse_unless_open(request, now)
     if user_id != request.requester and approvers is not None and user_id not in approvers:
         raise NotAllowedToCancel
     return replace(

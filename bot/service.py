@@ -11,17 +11,19 @@ another click or replica changed the request in between.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import lifecycle
 from bot.audit import AuditEvent, AuditKind
 from bot.clock import utc_now
-from bot.commands import TaskCommand
+from bot.commands import TaskCommand, TimeOfDay
 from bot.dis.client import DisClient
 from bot.errors import DisError, DisErrorKind, Refusal, StoreError, TaskInUseError
 from bot.jobs import (
@@ -34,6 +36,8 @@ from bot.jobs import (
     notify_job,
     remind_job,
     reopened_job,
+    retention_job,
+    run_job,
 )
 from bot.lifecycle import (
     CardCopy,
@@ -52,11 +56,14 @@ from bot.lifecycle import (
 )
 from bot.logs import bind
 from bot.store import Store
-from bot.vocabulary import DumpTask, TaskState
+from bot.vocabulary import DumpTask, TaskAction, TaskState, safe_pause_window
 
 logger = logging.getLogger(__name__)
 
 MAX_RACE_RETRIES = 64
+MAX_RETENTION_HOURS = 168  # the longest retention DIS allows, when a stream's is unknown
+MAX_SCHEDULE_AHEAD = timedelta(hours=24)
+RETENTION_WARNINGS = (50, 90)  # percent of the safe window at which paused tasks are recalled
 SETTLED_FAILURE_STATES = frozenset({TaskState.ERROR, TaskState.ABNORMAL, TaskState.DELETE})
 
 
@@ -132,6 +139,46 @@ class WrongChannel(Refusal):
         super().__init__(f"request {request_id} belongs to another channel")
 
 
+class ScheduleProblem(enum.StrEnum):
+    """What is wrong with a ``--at`` or ``--for``."""
+
+    AT_PAST = "at_past"  # the time has passed
+    AT_TOO_FAR = "at_too_far"  # more than a day ahead
+    FOR_TOO_LONG = "for_too_long"  # longer than the stream keeps its data
+    FOR_TOO_SHORT = "for_too_short"  # under a minute (seconds are for the demo)
+
+
+class BadSchedule(Refusal):
+    """A ``--at`` or ``--for`` the bot will not take, with the limit that applies."""
+
+    def __init__(
+        self,
+        problem: ScheduleProblem,
+        *,
+        when: datetime | None = None,
+        limit: timedelta | None = None,
+    ) -> None:
+        self.problem = problem
+        self.when = when
+        self.limit = limit
+        super().__init__(f"schedule refused: {problem}")
+
+
+class NotAllowedToResume(Refusal):
+    """Only the requester and the approvers may resume paused tasks early."""
+
+    def __init__(self) -> None:
+        super().__init__("only the requester or an approver may resume")
+
+
+class NothingToResume(Refusal):
+    """The stop's tasks are not paused any more."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"the tasks of {request_id} are not paused any more")
+
+
 class ConflictingRequest(Refusal):
     """A task is already part of another open or executing request."""
 
@@ -149,6 +196,10 @@ class Directory(Protocol):
 
     async def expand(self, ids: Iterable[str]) -> frozenset[str]:
         """Return the user ids among ``ids`` plus the members of the groups among them."""
+        ...
+
+    async def time_zone(self, user_id: str) -> str | None:
+        """The user's IANA time zone (``Europe/Berlin``), or ``None`` when unknown."""
         ...
 
 
@@ -171,6 +222,12 @@ class Notifier(Protocol):
 
     async def remind(self, request: Request, approvers: Sequence[str]) -> None:
         """Remind the approvers in the card's thread; raises when Slack refuses it."""
+        ...
+
+    async def retention_warning(
+        self, request: Request, share: int, paused: Sequence[RequestedTask]
+    ) -> None:
+        """Remind the requester and approvers that paused tasks are using up their safe window."""
         ...
 
     async def deliver(self, request: Request) -> str:
@@ -317,6 +374,12 @@ class DumptaskService:
         else:
             resolved = resolve_tasks(command.stream, command.tasks, known)
             tasks = tuple(RequestedTask(t.task_id, t.name, t.state) for t in resolved)
+        now = self._clock()
+        retention_hours = None
+        if action is TaskAction.STOP and unknown_because is None:
+            retention_hours, tasks = await self._with_safe_windows(command.stream, tasks, now)
+        self._check_pause(command.pause_for, retention_hours)
+        run_at = await self._run_at(command, user_id, now)
         request = lifecycle.open_request(
             action=action,
             stream=command.stream,
@@ -327,6 +390,9 @@ class DumptaskService:
             now=self._clock(),
             policy=self._policy,
             state_unknown_because=unknown_because,
+        )
+        request = replace(
+            request, run_at=run_at, pause_for=command.pause_for, retention_hours=retention_hours
         )
         bind(request_id=request.id)
         try:
@@ -348,10 +414,72 @@ class DumptaskService:
             reason=request.reason,
             channel=channel_id,
             state_unknown_because=unknown_because,
+            run_at=run_at,
+            pause_for=command.pause_for.total_seconds() if command.pause_for else None,
         )
         stored = await self._store.get(request.id)
         assert stored is not None
         return stored
+
+    async def _with_safe_windows(
+        self, stream: str, tasks: tuple[RequestedTask, ...], now: datetime
+    ) -> tuple[int | None, tuple[RequestedTask, ...]]:
+        """The stream's retention, and when DIS starts deleting what each task has not dumped.
+
+        Best effort: the request stands without them, and its card says they are unknown.
+        """
+        try:
+            details = await self._dis.describe_stream(stream)
+            windowed = []
+            for task in tasks:
+                if task.name is None:
+                    windowed.append(task)
+                    continue
+                progress = await self._dis.describe_task_details(stream, task.name)
+                window = safe_pause_window(
+                    details.retention_hours, progress.oldest_transfer_at, now
+                )
+                windowed.append(replace(task, safe_until=now + window))
+        except DisError as error:
+            logger.warning("no retention window for %s: %s", stream, error.summary)
+            return None, tasks
+        return details.retention_hours, tuple(windowed)
+
+    def _check_pause(self, pause_for: timedelta | None, retention_hours: int | None) -> None:
+        """A timed pause lasts a minute or more (seconds in the demo), never past the retention."""
+        if pause_for is None:
+            return
+        shortest = timedelta(seconds=1) if self._policy.allow_seconds else timedelta(minutes=1)
+        if pause_for < shortest or (pause_for.seconds % 60 and not self._policy.allow_seconds):
+            raise BadSchedule(ScheduleProblem.FOR_TOO_SHORT, limit=shortest)
+        longest = timedelta(hours=retention_hours or MAX_RETENTION_HOURS)
+        if pause_for > longest:
+            raise BadSchedule(ScheduleProblem.FOR_TOO_LONG, limit=longest)
+
+    async def _run_at(self, command: TaskCommand, user_id: str, now: datetime) -> datetime | None:
+        """When a ``--at`` request runs: the next such time on the requester's clock, or as is."""
+        at = command.at
+        if at is None:
+            return None
+        if isinstance(at, TimeOfDay):
+            zone = await self._zone_of(user_id)
+            local = now.astimezone(zone)
+            when = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+            if when <= local:
+                when += timedelta(days=1)
+            return when.astimezone(UTC)
+        if at <= now:
+            raise BadSchedule(ScheduleProblem.AT_PAST, when=at)
+        if at > now + MAX_SCHEDULE_AHEAD:
+            raise BadSchedule(ScheduleProblem.AT_TOO_FAR, when=at, limit=MAX_SCHEDULE_AHEAD)
+        return at.astimezone(UTC)
+
+    async def _zone_of(self, user_id: str) -> tzinfo:
+        name = await self._directory.time_zone(user_id)
+        try:
+            return ZoneInfo(name) if name else UTC
+        except (ZoneInfoNotFoundError, ValueError):
+            return UTC
 
     async def streams_for(self, user_id: str, channel_id: str | None) -> list[str]:
         """The streams DIS has that the policy lets this caller ask about, for the start modal."""
@@ -444,7 +572,10 @@ class DumptaskService:
                 AuditKind.DISALLOWED, request_id, user_id, because=str(updated.closed_because)
             )
             return ClickResult(updated, must_execute=False)
-        won = before[-1] is RequestState.PENDING and updated.state is RequestState.EXECUTING
+        won = before[-1] is RequestState.PENDING and updated.state in (
+            RequestState.EXECUTING,
+            RequestState.SCHEDULED,
+        )
         await self.audit(
             AuditKind.APPROVED,
             request_id,
@@ -453,7 +584,7 @@ class DumptaskService:
             required=updated.approvals_required,
             quorum_reached=won,
         )
-        return ClickResult(updated, must_execute=won)
+        return ClickResult(updated, must_execute=won and updated.state is RequestState.EXECUTING)
 
     async def cancel(self, click: Click) -> Request:
         """Close an open request on behalf of its requester or an approver."""
@@ -491,6 +622,74 @@ class DumptaskService:
         )
         await self.audit(AuditKind.DENIED, click.request_id, user_id, reason=reason)
         return updated
+
+    async def resume(self, click: Click) -> Request | TaskCommand:
+        """Resume the tasks a stop paused, for its requester or an approver.
+
+        A timed pause's scheduled resume starts now (the approval covered it). An untimed pause
+        has none: the answer is the start command to ask for, with the tasks still paused, which
+        then needs an approval like any other.
+        """
+        paused = await self._load_for_click(click)
+        approvers = await self.approvers_of(paused)
+        allowed = approvers is None or click.user_id in approvers
+        if click.user_id != paused.requester and not allowed:
+            raise NotAllowedToResume
+        if paused.resume_id is None:
+            still = await self._still_paused(paused)
+            if not still:
+                raise NothingToResume(paused.id)
+            return TaskCommand(
+                TaskAction.START, paused.stream, still, f"resume after the pause of {paused.id}"
+            )
+        child = await self._must_get(paused.resume_id)
+        if child.state is not RequestState.SCHEDULED:
+            raise lifecycle.RequestDecided(child.id, child.state, child.run_early_by)
+        user = click.user_id
+        started = await self._change(
+            child.id,
+            lambda current: lifecycle.run_scheduled(current, self._clock(), early_by=user),
+        )
+        await self.audit(AuditKind.RESUMED, paused.id, user, resume=child.id)
+        return started
+
+    async def _still_paused(self, paused: Request) -> tuple[str, ...]:
+        """The stop's tasks that DIS says are paused now (all of them if DIS cannot say)."""
+        try:
+            states = {
+                task.task_id: task.state for task in await self._dis.list_tasks(paused.stream)
+            }
+        except DisError:
+            return paused.task_ids
+        return tuple(t for t in paused.task_ids if states.get(t) is TaskState.PAUSED)
+
+    async def list_with_windows(
+        self, stream: str, user_id: str, channel_id: str | None
+    ) -> tuple[list[DumpTask], dict[str, timedelta]]:
+        """The stream's tasks, and for each paused one how long before its data expires."""
+        tasks = await self.list_tasks(stream, user_id, channel_id)
+        windows: dict[str, timedelta] = {}
+        paused = [task for task in tasks if task.state is TaskState.PAUSED]
+        if not paused:
+            return tasks, windows
+        try:
+            details = await self._dis.describe_stream(stream)
+            for task in paused:
+                progress = await self._dis.describe_task_details(stream, task.name)
+                windows[task.task_id] = safe_pause_window(
+                    details.retention_hours, progress.oldest_transfer_at, self._clock()
+                )
+        except DisError as error:
+            logger.warning("no safe windows for %s: %s", stream, error.summary)
+        return tasks, windows
+
+    async def scheduled_for(self, user_id: str, channel_id: str) -> list[Request]:
+        """The scheduled actions the caller asked for, or that belong to this channel."""
+        return [
+            request
+            for request in await self._store.scheduled()
+            if request.requester == user_id or request.channel == channel_id
+        ]
 
     async def _must_get(self, request_id: str) -> Request:
         request = await self._store.get(request_id)
@@ -559,6 +758,50 @@ class DumptaskService:
                 await self._notify_approvers(held)
             case JobKind.REMIND:
                 await self._remind(held)
+            case JobKind.RUN:
+                await self._run_scheduled(held)
+            case JobKind.RETENTION:
+                await self._warn_retention(held)
+
+    async def _run_scheduled(self, held: HeldJob) -> None:
+        """A scheduled request's time has come (perhaps late, if the bot was down): start it."""
+        request = await self._job_request(held)
+        if request.state is not RequestState.SCHEDULED:
+            return  # run early, cancelled, or disallowed meanwhile
+        if held.job.payload.get("round", 0) != request.round:
+            return
+        started = await self._change(
+            request.id, lambda current: lifecycle.run_scheduled(current, self._clock()), held=held
+        )
+        await self.audit(AuditKind.STARTED, request.id, "bot", late_seconds=started.started_late_by)
+
+    async def _warn_retention(self, held: HeldJob) -> None:
+        """Tasks this stop paused are still paused at 50 % (or 90 %) of their safe window."""
+        request = await self._job_request(held)
+        share = int(str(held.job.payload.get("share", 0)))
+        try:
+            states = {
+                task.task_id: task.state for task in await self._dis.list_tasks(request.stream)
+            }
+        except DisError as error:
+            logger.warning("could not check the paused tasks of %s: %s", request.id, error.summary)
+            listed: list[DumpTask] = []
+        states = {task.task_id: task.state for task in listed}
+        paused = [
+            task
+            for task in request.tasks
+            if states.get(task.task_id, TaskState.PAUSED) is TaskState.PAUSED
+        ]
+        if not paused:
+            return  # resumed meanwhile: nothing is at risk
+        await self._notifier.retention_warning(request, share, tuple(paused))
+        await self.audit(
+            AuditKind.RETENTION_WARNING,
+            request.id,
+            "bot",
+            share=share,
+            tasks=[t.task_id for t in paused],
+        )
 
     async def _execute(self, held: HeldJob) -> None:
         """Make the one batch call (unless it may already have gone out), read back, record.
@@ -590,25 +833,22 @@ class DumptaskService:
                 # Best effort and never waited for: a slow or failing Slack must not hold back
                 # the approved action. Its result is overwritten by the delivered outcome.
                 card_update = asyncio.create_task(self._show_quickly(request))
-                request, drift = await self._look_again(request, held)
-                if drift:
-                    await self._change(
-                        request_id,
-                        lambda current: lifecycle.reopen(
-                            current, drift, self._clock(), self._policy
-                        ),
-                        held=held,
-                    )
-                    await self.audit(
-                        AuditKind.DRIFT,
-                        request_id,
-                        "bot",
-                        changed={
-                            change.task_id: f"{change.was} -> {change.now}" for change in drift
-                        },
-                    )
+                request, drift, already = await self._look_again(request, held)
+                if drift and request.parent_id is None:
+                    await self._reopen(request_id, drift, held)
                     return
-                request, call = await self._send(request, held)
+                # An automatic resume (the end of a timed pause) was approved with the pause: a
+                # task someone already started is simply left as it is.
+                to_send = [
+                    task_id
+                    for task_id in request.task_ids
+                    if request.parent_id is None or task_id not in already
+                ]
+                if to_send:
+                    request, call = await self._send(request, held, to_send)
+                else:
+                    call = DisCall(reach=Reach.NOT_NEEDED)
+                    request = await self._skip_call(request, call, held)
             else:
                 await self._best_effort(self._notifier.reading_back(request))
                 if request.phase is Phase.SENDING:
@@ -622,8 +862,20 @@ class DumptaskService:
         finally:
             if card_update is not None:
                 card_update.cancel()
+        now = self._clock()
         await self._change(
-            request_id, lambda current: lifecycle.finish(current, outcome), held=held
+            request_id,
+            lambda current: lifecycle.finish(current, outcome),
+            held=held,
+            spawn=lambda finished: lifecycle.resume_request(finished, now),
+        )
+
+    async def _skip_call(self, request: Request, call: DisCall, held: HeldJob) -> Request:
+        """Record that the call was not needed: every task already was where it should go."""
+        request = await self._change(request.id, lifecycle.mark_sending, held=held)
+        await self.audit(AuditKind.DIS_CALL, request.id, "bot", skipped="every task at its goal")
+        return await self._change(
+            request.id, lambda current: lifecycle.record_call(current, call), held=held
         )
 
     async def _reopen(self, request_id: str, drift: tuple[TaskDrift, ...], held: HeldJob) -> None:
@@ -639,11 +891,12 @@ class DumptaskService:
 
     async def _look_again(
         self, request: Request, held: HeldJob
-    ) -> tuple[Request, tuple[TaskDrift, ...]]:
+    ) -> tuple[Request, tuple[TaskDrift, ...], frozenset[str]]:
         """Read the tasks just before the call, to catch a change since the approval.
 
-        Names typed while DIS was unreachable become ids, and any task no longer in the state
-        the approvers saw on the card is drift.
+        Names typed while DIS was unreachable become ids, any task no longer in the state the
+        approvers saw on the card is drift, and the tasks already at the action's goal are
+        named.
 
         When DIS cannot be read here the call still goes out (it would fail alike), without the
         drift check; the read-back then says what happened.
@@ -652,7 +905,7 @@ class DumptaskService:
             known = await self._dis.list_tasks(request.stream)
         except DisError as error:
             logger.warning("could not read %s before its call: %s", request.id, error.summary)
-            return request, ()
+            return request, (), frozenset()
         if request.state_unknown_because is not None:
             request = await self._resolve_late(request, known, held)
         now = {task.task_id: task.state for task in known}
@@ -663,12 +916,15 @@ class DumptaskService:
             and task.task_id in now
             and now[task.task_id] is not task.state_at_request
         )
-        return request, drift
+        target = request.action.target_state
+        already = frozenset(task_id for task_id, state in now.items() if state is target)
+        return request, drift, already
 
-    async def _send(self, request: Request, held: HeldJob) -> tuple[Request, DisCall]:
+    async def _send(
+        self, request: Request, held: HeldJob, task_ids: list[str]
+    ) -> tuple[Request, DisCall]:
         """Record "sending", make the batch call once, record how it went."""
         request = await self._change(request.id, lifecycle.mark_sending, held=held)
-        task_ids = list(request.task_ids)
         try:
             result = await self._dis.act(request.stream, request.action, task_ids)
         except DisError as error:
@@ -844,7 +1100,12 @@ class DumptaskService:
     # -- the shared mechanism ---------------------------------------------------------------
 
     async def _change(
-        self, request_id: str, rule: Callable[[Request], Request], *, held: HeldJob | None = None
+        self,
+        request_id: str,
+        rule: Callable[[Request], Request],
+        *,
+        held: HeldJob | None = None,
+        spawn: Callable[[Request], Request | None] | None = None,
     ) -> Request:
         """Apply ``rule`` to the stored request with one conditional update, retrying races.
 
@@ -856,9 +1117,19 @@ class DumptaskService:
         for _ in range(MAX_RACE_RETRIES):
             current = await self._must_get(request_id)
             changed = rule(current)
+            child = spawn(changed) if spawn is not None else None
+            if child is not None:
+                changed = replace(changed, resume_id=child.id, resume_at=child.run_at)
             jobs = self._implied_jobs(current, changed)
+            if child is not None and child.run_at is not None:
+                jobs.append(run_job(child.id, child.run_at, child.round))
             stored = await self._store.update(
-                changed, current.version, enqueue=jobs, now=self._clock(), **terms()
+                changed,
+                current.version,
+                enqueue=jobs,
+                now=self._clock(),
+                spawn=() if child is None else (child,),
+                **terms(),
             )
             if stored is not None:
                 if jobs:
@@ -866,14 +1137,37 @@ class DumptaskService:
                 return stored
         raise StoreError(f"request {request_id} kept changing under us; giving up")
 
+    @staticmethod
+    def _retention_warnings(paused: Request) -> list[Job]:
+        """For tasks a stop paused: warnings at 50 % and 90 % of their safe window."""
+        outcome = paused.outcome
+        if paused.action is not TaskAction.STOP or outcome is None or outcome.finished_at is None:
+            return []
+        reached = {task.task_id for task in outcome.tasks if task.reached_target}
+        limits = [t.safe_until for t in paused.tasks if t.task_id in reached and t.safe_until]
+        if not limits:
+            return []
+        since = outcome.finished_at
+        window = min(limits) - since
+        return [
+            retention_job(paused.id, since + window * share / 100, share)
+            for share in RETENTION_WARNINGS
+            if window > timedelta(0)
+        ]
+
     def _implied_jobs(self, before: Request, after: Request) -> list[Job]:
         """The background work a change calls for, stored with it."""
         now = self._clock()
         jobs: list[Job] = []
-        if before.state is RequestState.PENDING and after.state is RequestState.EXECUTING:
+        waiting = (RequestState.PENDING, RequestState.SCHEDULED)
+        if before.state in waiting and after.state is RequestState.EXECUTING:
             jobs.append(execute_job(after.id, now, after.round))
+        if before.state is RequestState.PENDING and after.state is RequestState.SCHEDULED:
+            assert after.run_at is not None
+            jobs.append(run_job(after.id, after.run_at, after.round))
         if after.state.is_final and not before.state.is_final:
             jobs.append(deliver_job(after.id, now, after.round))
+            jobs.extend(self._retention_warnings(after))
         if before.state is RequestState.EXECUTING and after.state is RequestState.PENDING:
             jobs.append(reopened_job(after.id, now, after.round))
             jobs.extend(self._reminder(after, now))

@@ -163,6 +163,7 @@ class Settings(LogSettings):
     dumptask_notify_approvers: Literal["mention", "dm", "off"] = "mention"
     dumptask_remind_after_seconds: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
     dumptask_escalate_to: CommaList = []
+    dumptask_allow_seconds: bool = False
     dumptask_lease_seconds: float = Field(default=15.0, ge=1, le=600)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
 

@@ -72,9 +72,16 @@ class FakeClock:
 class FakeDirectory:
     """A ``Directory``: ids that name a group become its members, any other id stays as it is."""
 
-    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, groups: Mapping[str, Iterable[str]], zones: Mapping[str, str] | None = None
+    ) -> None:
         self.groups = {group: frozenset(members) for group, members in groups.items()}
+        self.zones = dict(zones or {})
         self.asked: list[tuple[str, ...]] = []
+
+    async def time_zone(self, user_id: str) -> str | None:
+        """Everyone's time zone is ``zones[user]``, else unknown."""
+        return self.zones.get(user_id)
 
     async def expand(self, ids: Iterable[str]) -> frozenset[str]:
         """User ids stay; each group id is replaced by its members."""
@@ -255,10 +262,11 @@ class FakeStore:
         lease_until: datetime | None = None,
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
+        spawn: Sequence[Request] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
-        Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
+        ``spawn``'s new requests are created with it. Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
         are created only when the update wins.
         """
         if lease is not None:
@@ -278,6 +286,8 @@ class FakeStore:
         self.requests[request.id] = stored
         for job in enqueue:
             self.jobs.setdefault(job.id, job)
+        for child in spawn:
+            self.requests[child.id] = replace(child, version=1)
         return stored
 
     async def append_audit(self, event: AuditEvent) -> None:
@@ -296,6 +306,11 @@ class FakeStore:
             if request.state is RequestState.PENDING and request.expires_at <= now
         ]
         return sorted(due, key=lambda request: (request.expires_at, request.id))
+
+    async def scheduled(self) -> list[Request]:
+        """Requests approved to run later, oldest first."""
+        waiting = [r for r in self.requests.values() if r.state is RequestState.SCHEDULED]
+        return sorted(waiting, key=lambda request: (request.created_at, request.id))
 
     async def executing(self) -> list[Request]:
         """Approved requests without a recorded outcome, oldest first."""

@@ -210,10 +210,21 @@ def test_pending_card_keeps_buttons_while_approvals_are_missing():
     assert actions == [APPROVE_ACTION_ID, DENY_ACTION_ID, CANCEL_ACTION_ID]
 
 
-@pytest.mark.parametrize("state", DECIDED_STATES)
+@pytest.mark.parametrize(
+    "state", [state for state in DECIDED_STATES if state is not RequestState.SCHEDULED]
+)
 def test_decided_card_has_no_buttons(state):
-    """Every state but pending shows no buttons, so nobody can click twice."""
+    """Every state but pending (and scheduled) shows no buttons, so nobody can click twice."""
     assert buttons(render_card(decided(state), ANYONE)) == []
+
+
+def test_scheduled_card_offers_only_cancel_until_its_time():
+    """An approved request waiting for its time can still be cancelled, and nothing else."""
+    request = decided(RequestState.SCHEDULED, run_at=NOW + timedelta(hours=2))
+    message = render_card(request, ANYONE)
+    assert [button["action_id"] for button in buttons(message)] == [CANCEL_ACTION_ID]
+    runs_at = f"<!date^{int((NOW + timedelta(hours=2)).timestamp())}^"
+    assert "Runs at " + runs_at in shown(message)
 
 
 def test_pending_card_past_its_deadline_shows_expired_without_buttons():

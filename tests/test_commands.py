@@ -33,10 +33,12 @@ RSQ = "\N{RIGHT SINGLE QUOTATION MARK}"
 LOW_DQ = "\N{DOUBLE LOW-9 QUOTATION MARK}"
 
 START_USAGE = (
-    'Usage: `/dumptask start &lt;stream&gt; &lt;task&gt; [&lt;task&gt;...] [--reason "..."]`'
+    "Usage: `/dumptask start &lt;stream&gt; &lt;task&gt; [&lt;task&gt;...] [--at 14:30] "
+    '[--reason "..."]`'
 )
 STOP_USAGE = (
-    'Usage: `/dumptask stop &lt;stream&gt; &lt;task&gt; [&lt;task&gt;...] [--reason "..."]`'
+    "Usage: `/dumptask stop &lt;stream&gt; &lt;task&gt; [&lt;task&gt;...] [--for 2h] "
+    '[--at 14:30] [--reason "..."]`'
 )
 LIST_USAGE = "Usage: `/dumptask list &lt;stream&gt;`"
 STATUS_USAGE = "Usage: `/dumptask status [&lt;request-id&gt;]`"

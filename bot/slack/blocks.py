@@ -7,9 +7,9 @@ DIS returned is escaped with ``escape_mrkdwn`` before it enters mrkdwn or the fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -33,6 +33,7 @@ from bot.lifecycle import (
     PolicyBreach,
     Reach,
     Request,
+    RequestedTask,
     RequestState,
     TaskOutcome,
 )
@@ -42,6 +43,7 @@ from bot.vocabulary import DumpTask, TaskAction, TaskState
 APPROVE_ACTION_ID = "dumptask.approve"
 CANCEL_ACTION_ID = "dumptask.cancel"
 DENY_ACTION_ID = "dumptask.deny"
+RESUME_ACTION_ID = "dumptask.resume"
 
 # Slack's Block Kit limits; ``slack_sdk`` checks most of them when a block is serialised, but not
 # the length of a section field, so every text is cut to fit before it is built.
@@ -104,6 +106,7 @@ def _count(request: Request) -> str:
 
 _HEADERS = {
     RequestState.PENDING: "Approval needed: {verb} {count}",
+    RequestState.SCHEDULED: "{Verb} {count}: approved, scheduled",
     RequestState.EXECUTING: "{Verb} {count}: approved, {doing}…",
     RequestState.SUCCEEDED: "{Verb} {count}: succeeded",
     RequestState.PARTIAL: "{Verb} {count}: partly succeeded",
@@ -148,6 +151,8 @@ def _task_lines(request: Request) -> str:
             state += f" → {ended.value if ended else TaskState.UNKNOWN.value}"
         elif task.state_at_request is target:
             state += f" · already {target.value}"
+        if task.safe_until is not None and request.state.is_open:
+            state += f" · {_safe_window_text(request, task.safe_until)}"
         lines.append(f"• {name}(`{escape_mrkdwn(task.task_id)}`): {state}")
     if request.state_unknown_because:
         lines.append(
@@ -155,6 +160,51 @@ def _task_lines(request: Request) -> str:
             f"({escape_mrkdwn(request.state_unknown_because)})._"
         )
     return "\n".join(lines)
+
+
+def duration_text(span: timedelta) -> str:
+    """``23 h 40 m``, ``45 m``, ``30 s``: a duration as people read it."""
+    seconds = max(int(span.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} m" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} m"
+    return f"{secs} s"
+
+
+def _safe_window_text(request: Request, safe_until: datetime) -> str:
+    retention = f"{request.retention_hours} h" if request.retention_hours else "its retention"
+    return (
+        f"data older than {retention} is deleted: resume within "
+        f"{duration_text(safe_until - request.created_at)}"
+    )
+
+
+def _schedule_lines(request: Request) -> list[str]:
+    """What the request will do besides the call itself: later, and for how long."""
+    lines = []
+    if request.run_at is not None and request.state.is_open:
+        lines.append(f"*Runs at* {slack_date(request.run_at)}, once approved (not before).")
+    if request.pause_for is not None and request.state.is_open:
+        lines.append(
+            f"*Timed pause:* pauses for {duration_text(request.pause_for)}, then starts the "
+            "tasks again by itself. Approving covers both: the resume needs no second approval."
+        )
+    limits = [task.safe_until for task in request.tasks if task.safe_until is not None]
+    if request.action is TaskAction.STOP and request.pause_for is None and request.state.is_open:
+        suggestion = ""
+        if limits:
+            safe = min(limits) - request.created_at
+            hours = int(safe.total_seconds() // 3600)
+            suggestion = f" Add `--for {hours}h`" if hours else " Add `--for 30m`"
+            suggestion += " to have them started again by themselves."
+        lines.append(
+            ":warning: *No end set:* paused tasks lose the data that ages out of the stream's "
+            f"retention while they wait.{suggestion}"
+        )
+    return lines
 
 
 def _approvers_text(request: Request, policy: Policy) -> str:
@@ -191,6 +241,9 @@ def _status_line(request: Request) -> str | None:
             return None
         case RequestState.EXECUTING:
             return f"{approved}, {_doing(request.action)}…"
+        case RequestState.SCHEDULED:
+            when = slack_date(request.run_at) if request.run_at else "later"
+            return f"{approved}. Runs at {when}; it can be cancelled until then."
         case RequestState.CANCELLED:
             by = f" by {mention(request.decided_by)}" if request.decided_by else ""
             at = f" at {slack_date(request.decided_at)}" if request.decided_at else ""
@@ -301,15 +354,70 @@ def _buttons(request: Request) -> ActionsBlock:
     )
 
 
+def _after_pause(request: Request, resume: Request | None) -> tuple[str, str] | None:
+    """For a stop that paused its tasks: when they resume, and the button's label if any."""
+    outcome = request.outcome
+    if request.action is not TaskAction.STOP or outcome is None:
+        return None
+    if not any(task.reached_target for task in outcome.tasks):
+        return None
+    if resume is None:
+        if request.pause_for is not None:
+            return None
+        return "The tasks stay paused until someone starts them.", "Resume"
+    match resume.state:
+        case RequestState.SCHEDULED:
+            when = slack_date(resume.run_at) if resume.run_at else "later"
+            return f"*Resumes at* {when}, by itself (approved with the pause).", "Resume now"
+        case RequestState.EXECUTING:
+            who = f" for {mention(resume.run_early_by)}" if resume.run_early_by else ""
+            return f"Resuming now{who}…", ""
+        case RequestState.CANCELLED:
+            return "The scheduled resume was cancelled; the tasks stay paused.", "Resume"
+    reached = sum(task.reached_target for task in (resume.outcome.tasks if resume.outcome else ()))
+    late = ""
+    if resume.started_late_by and resume.started_late_by >= 60:
+        late = f", {duration_text(timedelta(seconds=resume.started_late_by))} late"
+    elif resume.run_early_by:
+        late = f", early for {mention(resume.run_early_by)}"
+    return (
+        f"*Resumed* (`{resume.id}`{late}): {reached} of {len(resume.tasks)} tasks RUNNING.",
+        "",
+    )
+
+
+def _resume_button(request: Request, label: str) -> ActionsBlock:
+    return ActionsBlock(
+        block_id="dumptask.resume",
+        elements=[
+            ButtonElement(text=label, action_id=RESUME_ACTION_ID, value=request.id, style="primary")
+        ],
+    )
+
+
+def _cancel_only(request: Request) -> ActionsBlock:
+    return ActionsBlock(
+        block_id="dumptask.scheduled",
+        elements=[ButtonElement(text="Cancel", action_id=CANCEL_ACTION_ID, value=request.id)],
+    )
+
+
 def _field(label: str, value: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=truncate(f"*{label}*\n{value}", FIELD_LIMIT))
 
 
-def render_card(request: Request, policy: Policy, *, now: datetime | None = None) -> Message:
+def render_card(
+    request: Request,
+    policy: Policy,
+    *,
+    now: datetime | None = None,
+    resume: Request | None = None,
+) -> Message:
     """The approval card for the request's current state; buttons only while it is open.
 
     Given ``now``, a pending request past its deadline is shown as expired (without buttons)
-    even before the store has recorded the expiry.
+    even before the store has recorded the expiry. ``resume`` is the scheduled start that ends
+    a timed pause, shown on the pause's card with its **Resume now** button.
     """
     if now is not None and request.is_expired(now):
         request = replace(request, state=RequestState.EXPIRED, decided_at=request.expires_at)
@@ -339,6 +447,11 @@ def render_card(request: Request, policy: Policy, *, now: datetime | None = None
             ]
         ),
     ]
+    schedule = _schedule_lines(request)
+    if schedule:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(schedule), SECTION_LIMIT)))
+        )
     status = _status_line(request)
     if status is None and request.drift:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_drift_text(request))))
@@ -347,6 +460,13 @@ def render_card(request: Request, policy: Policy, *, now: datetime | None = None
     else:
         blocks.append(DividerBlock())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(status, SECTION_LIMIT))))
+        after = _after_pause(request, resume)
+        if after is not None:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=after[0])))
+            if after[1]:
+                blocks.append(_resume_button(request, after[1]))
+        if request.state is RequestState.SCHEDULED:
+            blocks.append(_cancel_only(request))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Request `{request.id}`")]))
     # The fallback is what a notification or a screen reader says: the same facts, one per line.
     names = ", ".join(escape_mrkdwn(task.name or task.task_id) for task in request.tasks)
@@ -417,7 +537,12 @@ def render_outcome_reply(request: Request) -> Message:
         f"*Result of request `{request.id}`*: {_verb(request.action)} on stream "
         f"`{escape_mrkdwn(request.stream)}`, goal {target.value}"
     )
+    if request.parent_id is not None:
+        title += f" (the end of the timed pause of `{request.parent_id}`)"
     lines = [title]
+    if request.started_late_by and request.started_late_by >= 60:
+        late = duration_text(timedelta(seconds=request.started_late_by))
+        lines.append(f"Started {late} after its time: the bot was not running then.")
     for task in outcome.tasks if outcome else ():
         name = f"`{escape_mrkdwn(task.name)}` " if task.name else ""
         state = task.final_state.value if task.final_state else TaskState.UNKNOWN.value
@@ -485,15 +610,26 @@ def render_error(text: str) -> Message:
     return render_text(text)
 
 
-def render_task_list(stream: str, tasks: Sequence[DumpTask]) -> Message:
-    """``/dumptask list``: each task's name, id, state, destination and last transfer."""
+def render_task_list(
+    stream: str, tasks: Sequence[DumpTask], windows: Mapping[str, timedelta] | None = None
+) -> Message:
+    """``/dumptask list``: each task's name, id, state, destination and last transfer.
+
+    A paused task also shows how long it may stay paused before its data starts to expire.
+    """
     title = f"Dump tasks of stream `{escape_mrkdwn(stream)}`:"
     lines = [title]
     for task in tasks:
         last = slack_date(task.last_transfer_at) if task.last_transfer_at else "never"
+        window = (windows or {}).get(task.task_id)
+        safe = ""
+        if window is not None:
+            safe = (
+                f" · *safe for {duration_text(window)}*" if window else " · *data is expiring now*"
+            )
         lines.append(
-            f"• `{escape_mrkdwn(task.name)}` (`{escape_mrkdwn(task.task_id)}`): {task.state} · "
-            f"{escape_mrkdwn(task.destination_type or 'unknown destination')} · "
+            f"• `{escape_mrkdwn(task.name)}` (`{escape_mrkdwn(task.task_id)}`): {task.state}{safe}"
+            f" · {escape_mrkdwn(task.destination_type or 'unknown destination')} · "
             f"last transfer {last}"
         )
     if not tasks:
@@ -522,15 +658,52 @@ def render_history(request: Request, trail: Sequence[AuditEvent]) -> Message:
     return render_text(truncate("\n".join(lines), SECTION_LIMIT))
 
 
-def render_recent(requests: Sequence[Request]) -> Message:
-    """``/dumptask status``: the caller's recent requests, newest first."""
-    if not requests:
-        return render_text("You have no requests yet. Try `/dumptask help`.")
-    lines = ["Your recent requests (`/dumptask status <request>` shows one in full):"]
-    lines.extend(
-        f"• `{request.id}` {_verb(request.action)} {_count(request)} on "
-        f"`{escape_mrkdwn(request.stream)}`: *{request.state.value}* · "
-        f"{slack_date(request.created_at)}"
-        for request in requests
+def render_recent(requests: Sequence[Request], scheduled: Sequence[Request] = ()) -> Message:
+    """``/dumptask status``: the caller's recent requests, and the scheduled actions."""
+    lines = []
+    if requests:
+        lines.append("Your recent requests (`/dumptask status <request>` shows one in full):")
+        lines.extend(
+            f"• `{request.id}` {_verb(request.action)} {_count(request)} on "
+            f"`{escape_mrkdwn(request.stream)}`: *{request.state.value}* · "
+            f"{slack_date(request.created_at)}"
+            for request in requests
+        )
+    else:
+        lines.append("You have no requests yet. Try `/dumptask help`.")
+    if scheduled:
+        lines.append("*Scheduled* (yours, and this channel's):")
+        lines.extend(
+            f"• `{request.id}` {_verb(request.action)} {_count(request)} on "
+            f"`{escape_mrkdwn(request.stream)}` at "
+            f"{slack_date(request.run_at) if request.run_at else 'a time to come'}"
+            + (f" (ends the pause of `{request.parent_id}`)" if request.parent_id else "")
+            for request in scheduled
+        )
+    return render_text(truncate("\n".join(lines), SECTION_LIMIT))
+
+
+def render_retention_warning(
+    request: Request,
+    share: int,
+    paused: Sequence[RequestedTask],
+    people: Sequence[str],
+    policy: Policy,
+) -> Message:
+    """The reminder that paused tasks are using up their safe window, with the Resume button."""
+    names = join_words([f"`{escape_mrkdwn(task.name or task.task_id)}`" for task in paused])
+    limits = [task.safe_until for task in paused if task.safe_until is not None]
+    deadline = f" before {slack_date(min(limits))}" if limits else ""
+    retention = f"{request.retention_hours} h" if request.retention_hours else "its retention"
+    who = " ".join(_who(entity, policy) for entity in people)
+    text = (
+        f"{who}: {names} of `{escape_mrkdwn(request.stream)}` are still paused ({share} % of "
+        f"their safe window is gone). DIS deletes data older than {retention}, so they must "
+        f"resume{deadline} to lose nothing."
     )
-    return render_text("\n".join(lines))
+    label = "Resume now" if request.resume_id else "Resume"
+    blocks = [SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))]
+    return Message(
+        text=text,
+        blocks=[block.to_dict() for block in (*blocks, _resume_button(request, label))],
+    )

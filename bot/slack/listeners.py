@@ -32,6 +32,7 @@ from bot.slack.blocks import (
     APPROVE_ACTION_ID,
     CANCEL_ACTION_ID,
     DENY_ACTION_ID,
+    RESUME_ACTION_ID,
     render_history,
     render_recent,
     render_task_list,
@@ -119,6 +120,7 @@ class Listeners:
         app.action(APPROVE_ACTION_ID)(self.on_approve)
         app.action(CANCEL_ACTION_ID)(self.on_cancel)
         app.action(DENY_ACTION_ID)(self.on_deny)
+        app.action(RESUME_ACTION_ID)(self.on_resume)
         app.view(DENY_CALLBACK_ID)(self.on_deny_submitted)
         app.shortcut(START_SHORTCUT_ID)(self.on_start_shortcut)
         app.options(STREAM_ACTION_ID)(self.on_stream_options)
@@ -164,16 +166,20 @@ class Listeners:
     async def _list(
         self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        tasks = await self._service.list_tasks(
+        tasks, windows = await self._service.list_with_windows(
             command.stream, payload["user_id"], payload["channel_id"]
         )
-        await respond(text=render_task_list(command.stream, tasks).text, response_type="ephemeral")
+        message = render_task_list(command.stream, tasks, windows)
+        await respond(text=message.text, response_type="ephemeral")
 
     async def _status(
         self, command: StatusCommand, payload: dict[str, Any], respond: AsyncRespond
     ) -> None:
         if command.request_id is None:
-            message = render_recent(await self._service.recent(payload["user_id"]))
+            message = render_recent(
+                await self._service.recent(payload["user_id"]),
+                await self._service.scheduled_for(payload["user_id"], payload["channel_id"]),
+            )
         else:
             message = render_history(
                 *await self._service.history(
@@ -296,6 +302,22 @@ class Listeners:
         click = Click(target.request_id, user, target.channel, target.message_ts)
         context = {"user": body["user"], "channel": {"id": target.channel}}
         await self._after_ack(context, client, None, self._service.deny(click, reason))
+
+    async def on_resume(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        """Resume paused tasks: a timed pause's resume runs now; otherwise ask to start them."""
+        self._bind_click(body)
+        await ack()
+        await self._after_ack(body, client, respond, self._resume(body))
+
+    async def _resume(self, body: dict[str, Any]) -> None:
+        click = self._click(body)
+        result = await self._service.resume(click)
+        if isinstance(result, TaskCommand):
+            await self._ask(result, {"user_id": click.user_id, "channel_id": click.channel_id})
+        else:
+            await self._notifier.request_changed(result)
 
     async def _ask(self, command: TaskCommand, payload: dict[str, Any]) -> None:
         request = await self._service.open_request(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.lifecycle import CardCopy, Policy, Request
+from bot.lifecycle import CardCopy, Policy, Request, RequestedTask
 from bot.slack.blocks import (
     Message,
     render_card,
@@ -22,6 +22,7 @@ from bot.slack.blocks import (
     render_outcome_reply,
     render_reading_back,
     render_reminder,
+    render_retention_warning,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,19 @@ class SlackNotifier:
         self._policy = policy
         self._load = load
 
+    async def _card(self, request: Request) -> tuple[Request, Message]:
+        """The request whose card shows ``request``, and that card.
+
+        The start that ends a timed pause has no card of its own: it is shown on the pause's
+        card (with the resume's state), so a change of either renders the pause's card.
+        """
+        if request.parent_id is not None:
+            parent = await self._load(request.parent_id)
+            if parent is not None:
+                return parent, render_card(parent, self._policy, resume=request)
+        resume = await self._load(request.resume_id) if request.resume_id else None
+        return request, render_card(request, self._policy, resume=resume)
+
     async def post_card(self, request: Request) -> str:
         """Post a new card into the request's channel and return its ``ts``."""
         message = render_card(request, self._policy)
@@ -68,12 +82,12 @@ class SlackNotifier:
 
     async def _update_card(self, request: Request) -> bool:
         """Update the card and every copy; whether the card itself (in the channel) was updated."""
-        message = render_card(request, self._policy)
-        for copy in request.copies:
-            await self._update(request, copy.channel, copy.ts, message)
-        if request.card_ts is None:
+        owner, message = await self._card(request)
+        for copy in owner.copies:
+            await self._update(owner, copy.channel, copy.ts, message)
+        if owner.card_ts is None:
             return False
-        return await self._update(request, request.channel, request.card_ts, message)
+        return await self._update(owner, owner.channel, owner.card_ts, message)
 
     async def _update(self, request: Request, channel: str, ts: str, message: Message) -> bool:
         try:
@@ -115,6 +129,19 @@ class SlackNotifier:
                 continue
             copies.append(CardCopy(channel, str(posted["ts"])))
         return tuple(copies)
+
+    async def retention_warning(
+        self, request: Request, share: int, paused: Sequence[RequestedTask]
+    ) -> None:
+        """Tell the requester and approvers, in the card's thread, that paused tasks wait."""
+        people = list(dict.fromkeys([request.requester, *request.approver_ids]))
+        message = render_retention_warning(request, share, paused, people, self._policy)
+        await self._client.chat_postMessage(
+            channel=request.channel,
+            thread_ts=request.card_ts,
+            text=message.text,
+            blocks=message.blocks,
+        )
 
     async def remind(self, request: Request, approvers: Sequence[str]) -> None:
         """The one reminder, in the card's thread (or the channel); raises when Slack refuses."""
@@ -159,7 +186,7 @@ class SlackNotifier:
         if not request.state.was_executed:
             if card_updated:
                 return "card"
-            return await self._post_elsewhere(request, render_card(request, self._policy))
+            return await self._post_elsewhere(request, (await self._card(request))[1])
         return await self._reply_or_post(
             request, render_outcome_reply(request), card_updated=card_updated
         )
@@ -180,7 +207,7 @@ class SlackNotifier:
                 )
             else:
                 return "thread"
-        card = render_card(request, self._policy)
+        _, card = await self._card(request)
         combined = Message(text=f"{card.text}\n\n{reply.text}", blocks=card.blocks + reply.blocks)
         return await self._post_elsewhere(request, combined)
 

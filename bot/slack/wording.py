@@ -7,6 +7,7 @@ one place that turns them into sentences, with everything a user typed or DIS re
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot import lifecycle, service
@@ -67,6 +68,31 @@ def _already_decided(refusal: lifecycle.RequestDecided) -> str:
     return f"Request {code(refusal.request_id)} is already {refusal.state.value}; nothing to do."
 
 
+def _bad_schedule(refusal: service.BadSchedule) -> str:
+    limit = _hours(refusal.limit) if refusal.limit else ""
+    match refusal.problem:
+        case service.ScheduleProblem.AT_PAST:
+            return "That `--at` time has passed. Give a time to come, like `--at 14:30`."
+        case service.ScheduleProblem.AT_TOO_FAR:
+            return (
+                f"`--at` may be at most {limit} ahead. Ask again closer to the time, or run it now."
+            )
+        case service.ScheduleProblem.FOR_TOO_LONG:
+            return (
+                f"`--for` may be at most {limit}: the stream keeps its data that long, so a "
+                "longer pause would lose data. Pause for less, and ask again if needed."
+            )
+    return f"`--for` needs at least {limit}, in minutes or hours: `--for 30m`, `--for 2h`."
+
+
+def _hours(span: timedelta) -> str:
+    hours, rest = divmod(int(span.total_seconds()), 3600)
+    if hours and not rest:
+        return f"{hours} h"
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours * 60 + minutes} min" if not seconds else f"{int(span.total_seconds())} s"
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'s' if count != 1 else ''}"
 
@@ -124,6 +150,13 @@ _WORDING: dict[type[Refusal], Callable[[Any], str]] = {
         f"Task {code(r.task_id)} is already part of request {code(r.holder.id)} "
         f"({r.holder.state.value}, {_card_link(r.holder)}). One operation per task at a time: "
         "approve, deny or cancel that one first."
+    ),
+    service.BadSchedule: _bad_schedule,
+    service.NotAllowedToResume: lambda _: (
+        "Only the requester or an approver can resume these tasks early."
+    ),
+    service.NothingToResume: lambda r: (
+        f"The tasks of {code(r.request_id)} are not paused any more: nothing to resume."
     ),
     lifecycle.NotAllowedToCancel: lambda _: (
         "Only the requester or an approver can cancel this request."

@@ -32,11 +32,13 @@ class Store(Protocol):
         lease_until: datetime | None = None,
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
+        spawn: Sequence[Request] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
         With a ``lease`` the change is made only while that lease is live (``LeaseLostError``
-        otherwise); ``enqueue``'s jobs are created in the same transaction.
+        otherwise); ``enqueue``'s jobs and ``spawn``'s new requests are created in the same
+        transaction.
         """
 
     async def append_audit(self, event: AuditEvent) -> None:
@@ -53,6 +55,9 @@ class Store(Protocol):
 
     async def recent_for(self, user_id: str, limit: int = 5) -> list[Request]:
         """The newest ``limit`` requests made by ``user_id``, newest first."""
+
+    async def scheduled(self) -> list[Request]:
+        """Requests approved to run later, oldest first."""
 
     async def enqueue(self, job: Job, now: datetime) -> bool:
         """Create ``job`` unless a job with its id exists; whether it was created."""

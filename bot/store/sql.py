@@ -281,9 +281,6 @@ class SqlStore:
         A request with the same id is an error; a task another open request holds raises
         ``TaskInUseError`` naming that request (nothing is stored then).
         """
-        statement = insert(requests_table).values(
-            id=request.id, version=1, **request_columns(request)
-        )
         try:
             async with self._connection(
                 f"create request {request.id}",
@@ -291,14 +288,7 @@ class SqlStore:
                 conflict=f"request {request.id} already exists",
             ) as connection:
                 await self._raise_if_held(connection, request)
-                await connection.execute(statement)
-                await connection.execute(
-                    insert(task_claims_table),
-                    [
-                        {"stream": request.stream, "task_id": task_id, "request_id": request.id}
-                        for task_id in dict.fromkeys(request.task_ids)
-                    ],
-                )
+                await self._insert_request(connection, request)
                 for job in enqueue:
                     await self._insert_job(connection, job, now or job.due_at)
         except StoreError as error:
@@ -308,6 +298,28 @@ class SqlStore:
             async with self._connection("read task claims", write=False) as connection:
                 await self._raise_if_held(connection, request)
             raise
+
+    async def _insert_request(self, connection: AsyncConnection, request: Request) -> None:
+        """Insert a new request at version 1 with the claims on its tasks."""
+        await connection.execute(
+            insert(requests_table).values(id=request.id, version=1, **request_columns(request))
+        )
+        await connection.execute(
+            insert(task_claims_table),
+            [
+                {"stream": request.stream, "task_id": task_id, "request_id": request.id}
+                for task_id in dict.fromkeys(request.task_ids)
+            ],
+        )
+
+    async def scheduled(self) -> list[Request]:
+        """Requests approved to run later, soonest first."""
+        query = (
+            select(requests_table)
+            .where(requests_table.c.state == RequestState.SCHEDULED.value)
+            .order_by(requests_table.c.created_at, requests_table.c.id)
+        )
+        return await self._requests("find scheduled requests", query)
 
     async def _raise_if_held(self, connection: AsyncConnection, request: Request) -> None:
         held = await connection.execute(
@@ -340,6 +352,7 @@ class SqlStore:
         lease_until: datetime | None = None,
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
+        spawn: Sequence[Request] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
@@ -348,7 +361,9 @@ class SqlStore:
         same transaction first renews it (until ``lease_until``) and raises ``LeaseLostError``
         if it lapsed or changed owner, so only the job's owner can change the request. Jobs in
         ``enqueue`` are created in the same transaction (an existing job id is left alone), so
-        a change and the work it implies are stored together or not at all.
+        a change and the work it implies are stored together or not at all. ``spawn`` holds new
+        requests born of the change (the resume that ends a timed pause), created with it and
+        claiming their tasks as the first releases them.
         """
         statement = (
             update(requests_table)
@@ -372,6 +387,8 @@ class SqlStore:
                             task_claims_table.c.request_id == request.id
                         )
                     )
+                for child in spawn:
+                    await self._insert_request(connection, child)
         return replace(request, version=expected_version + 1) if changed == 1 else None
 
     async def _requests(self, doing: str, query: Select[Any]) -> list[Request]:
