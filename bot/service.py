@@ -779,18 +779,22 @@ class DumptaskService:
         """Tasks this stop paused are still paused at 50 % (or 90 %) of their safe window."""
         request = await self._job_request(held)
         share = int(str(held.job.payload.get("share", 0)))
+        listed: list[DumpTask] = []
         try:
-            states = {
-                task.task_id: task.state for task in await self._dis.list_tasks(request.stream)
-            }
+            listed = await self._dis.list_tasks(request.stream)
         except DisError as error:
             logger.warning("could not check the paused tasks of %s: %s", request.id, error.summary)
-            listed: list[DumpTask] = []
         states = {task.task_id: task.state for task in listed}
+        stopped = (
+            {t.task_id for t in request.outcome.tasks if t.reached_target}
+            if request.outcome
+            else set()
+        )
         paused = [
             task
             for task in request.tasks
-            if states.get(task.task_id, TaskState.PAUSED) is TaskState.PAUSED
+            if task.task_id in stopped
+            and states.get(task.task_id, TaskState.PAUSED) is TaskState.PAUSED
         ]
         if not paused:
             return  # resumed meanwhile: nothing is at risk

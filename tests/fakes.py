@@ -26,7 +26,14 @@ from bot.dis.models import ActionResult
 from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import CardCopy, Request, RequestedTask, RequestState
-from bot.vocabulary import DumpTask, TaskAction, TaskState
+from bot.vocabulary import (
+    DumpTask,
+    DumpTaskDetails,
+    PartitionProgress,
+    StreamDetails,
+    TaskAction,
+    TaskState,
+)
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STREAM = "orders-stream"
@@ -109,9 +116,12 @@ class FakeDis:
     unknown stream is DIS.4301 and an unknown task id DIS.4354, as DIS answers.
     """
 
-    def __init__(self, streams: Mapping[str, Sequence[DumpTask]]) -> None:
+    def __init__(
+        self, streams: Mapping[str, Sequence[DumpTask]], retention_hours: int | None = 24
+    ) -> None:
         self.streams = {name: list(tasks) for name, tasks in streams.items()}
         self.stream_names: list[str] | None = None
+        self.retention_hours = retention_hours
         self.act_calls: list[ActCall] = []
         self.list_calls: list[str] = []
         self.list_error: DisError | None = None
@@ -122,6 +132,18 @@ class FakeDis:
         if self.list_error is not None:
             raise self.list_error
         return list(self.stream_names if self.stream_names is not None else self.streams)
+
+    async def describe_stream(self, stream: str) -> StreamDetails:
+        """The stream with ``retention_hours``."""
+        self._stream(stream)
+        return StreamDetails(stream, None, "RUNNING", self.retention_hours, 1, None, None, None)
+
+    async def describe_task_details(self, stream: str, name: str) -> DumpTaskDetails:
+        """A task by name, its one partition last transferred when the task says."""
+        [task] = [task for task in self._stream(stream) if task.name == name]
+        return DumpTaskDetails(
+            task, (PartitionProgress("shardId-0", task.state, task.last_transfer_at, None, None),)
+        )
 
     def set_state(self, stream: str, task_id: str, state: TaskState) -> None:
         """Change a task's state, as someone in the console would."""
@@ -177,6 +199,7 @@ class RecordingNotifier:
         self.events: list[tuple[str, Request]] = []
         self.copied_to: list[str] = []
         self.reminded: list[str] = []
+        self.warned: list[int] = []
 
     async def request_changed(self, request: Request) -> None:
         """Remember the change."""
@@ -193,6 +216,13 @@ class RecordingNotifier:
             for index, user in enumerate(users, start=1)
             if f"D{user}" not in already
         )
+
+    async def retention_warning(
+        self, request: Request, share: int, paused: Sequence[RequestedTask]
+    ) -> None:
+        """Remember the warning and at which share of the window it came."""
+        self.events.append(("retention_warning", request))
+        self.warned.append(share)
 
     async def remind(self, request: Request, approvers: Sequence[str]) -> None:
         """Remember the reminder and who it named."""
