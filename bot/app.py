@@ -146,8 +146,9 @@ async def create_bot(
     poll_seconds: float | None = None,
 ) -> Bot:
     """Build the whole bot from ``settings``; nothing is read from the environment here."""
-    metrics = Metrics()
-    store = await open_store(settings.database_url, sinks=audit_sink_names(settings))
+    sink_names = audit_sink_names(settings)
+    metrics = Metrics(sinks=sink_names)
+    store = await open_store(settings.database_url, sinks=sink_names)
     dis_http = build_http_client(settings)
     dis = DisClient(
         dis_http,

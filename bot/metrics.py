@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -84,8 +84,9 @@ class StoreReading:
 class StoreCollector(Collector):
     """The gauges read from the store at scrape time; only ``store_up`` when it did not answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, sinks: Collection[str] = ()) -> None:
         self.reading: StoreReading | None = None
+        self._sinks = frozenset(sinks)  # reported at zero when nothing waits for them
 
     def collect(self) -> Iterator[Metric]:
         """Report the last reading (``refresh`` makes one just before each exposition)."""
@@ -132,7 +133,8 @@ class StoreCollector(Collector):
             "Seconds the oldest undelivered audit event has waited, by sink (0 when none).",
             labels=["sink"],
         )
-        for sink, (count, since) in sorted(backlog.outbox.items()):
+        waiting = dict.fromkeys(self._sinks, (0, None)) | dict(backlog.outbox)
+        for sink, (count, since) in sorted(waiting.items()):
             undelivered.add_metric([sink], count)
             waited = 0.0 if since is None else max((now - since).total_seconds(), 0.0)
             age.add_metric([sink], waited)
@@ -143,7 +145,7 @@ class StoreCollector(Collector):
 class Metrics:
     """Every series the bot exposes, in its own registry, behind small hooks."""
 
-    def __init__(self, *, build_version: str | None = None) -> None:
+    def __init__(self, *, build_version: str | None = None, sinks: Collection[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self._commands = Counter(
@@ -213,7 +215,7 @@ class Metrics:
             {"version": build_version or package_version()}
         )
         ProcessCollector(namespace="dumptask", registry=registry)
-        self._store = StoreCollector()
+        self._store = StoreCollector(sinks)
         registry.register(self._store)
         self._start_at_zero()
 

@@ -19,7 +19,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import aiosqlite
@@ -672,7 +672,7 @@ class SqlStore:
             open_requests=int(open_requests),
             executing_since=tuple(r.decided_at or r.created_at for r in running),
             jobs={(str(kind), str(state)): int(count) for kind, state, count in job_rows},
-            outbox={str(sink): (int(count), _aware(oldest)) for sink, count, oldest in outbox_rows},
+            outbox={str(sink): (int(count), oldest) for sink, count, oldest in outbox_rows},
         )
 
     @bounded
@@ -748,15 +748,6 @@ class SqlStore:
             .where(*conditions)
             .order_by(audit.id)
         )
-
-
-def _aware(moment: datetime | str | None) -> datetime | None:
-    """An aggregate over a datetime column comes back untyped on SQLite: make it aware UTC."""
-    if moment is None:
-        return None
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def open_store(database_url: str, *, sinks: Collection[str] = ()) -> SqlStore:
