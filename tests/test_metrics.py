@@ -7,12 +7,15 @@ parsed with prometheus_client's own parser.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from bot import metrics as metrics_module
+from bot.lifecycle import Outcome, RequestState
 from bot.metrics import Metrics, package_version
 from bot.store.protocol import Backlog
 from tests.conftest import APPROVER1, INCIDENT, RANDOM, REQUESTER, STREAM
+from tests.fakes import make_request
 from tests.flow_helpers import (
     APPROVE,
     eventually,
@@ -144,3 +147,26 @@ def test_bots_in_one_process_keep_their_own_numbers():
     first.command("start", "parsed")
     assert b'dumptask_commands_total{kind="start",result="parsed"} 1.0' in first.exposition()
     assert b"dumptask_commands_total{" not in second.exposition()
+
+
+def test_decisions_and_taken_over_executions_are_labelled():
+    """A cancel is a decision with its latency; a taken-over execution counts as interrupted."""
+    metrics = Metrics(build_version="test")
+    pending = make_request()
+    cancelled = replace(
+        pending, state=RequestState.CANCELLED, decided_at=pending.created_at + timedelta(seconds=42)
+    )
+    metrics.request_changed(pending, cancelled)
+    executing = replace(pending, state=RequestState.EXECUTING, decided_at=pending.created_at)
+    outcome = Outcome(
+        tasks=(), finished_at=pending.created_at + timedelta(seconds=7), interrupted=True
+    )
+    metrics.request_changed(
+        executing, replace(executing, state=RequestState.UNKNOWN, outcome=outcome)
+    )
+    text = metrics.exposition().decode()
+    assert 'dumptask_requests_total{action="start",event="cancelled"} 1.0' in text
+    assert 'dumptask_approval_latency_seconds_sum{decision="cancelled"} 42.0' in text
+    unknown = 'dumptask_executions_total{action="start",interrupted="true",outcome="unknown"} 1.0'
+    assert unknown in text
+    assert 'dumptask_execution_latency_seconds_sum{action="start"} 7.0' in text
