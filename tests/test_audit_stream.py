@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -200,3 +202,15 @@ def test_the_signature_covers_the_timestamp_and_the_body():
     assert not verify(SECRET, "1700000000", request.content, "v1=" + expected.hexdigest()), (
         "a receiver refuses a signature older than five minutes"
     )
+
+
+def test_readmes_example_delivery_carries_a_valid_signature():
+    """README's example request verifies with the secret it names, by the bot's own signer."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```http\n", 1)[1].split("```", 1)[0]
+    headers, body = example.split("\n\n", 1)
+    fields = dict(line.split(": ", 1) for line in headers.splitlines()[1:])
+    timestamp = int(fields["X-Dumptask-Timestamp"])
+    signed = sign(b"an-example-secret-value", timestamp, body.strip().encode())
+    assert fields["X-Dumptask-Signature"] == signed
+    assert json.loads(body)["idempotency_key"] == fields["X-Dumptask-Event-Id"]
