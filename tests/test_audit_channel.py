@@ -22,7 +22,7 @@ from tests.flow_helpers import (
     wait_for_stored_card,
     wait_for_thread_reply,
 )
-from tests.metrics_helpers import scrape, value
+from tests.ops_helpers import not_in_channel_errors, scrape, value
 
 AUDIT = "C0AUDIT"
 NASTY_REASON = "<!channel> & <https://evil.example|click me>"
@@ -106,12 +106,7 @@ def test_a_failing_audit_channel_never_holds_back_a_request(start_bot, slack, di
 
     def waiting():
         samples = scrape(bot.url)
-        failed = value(
-            samples,
-            "dumptask_slack_api_errors_total",
-            method="chat.postMessage",
-            error="not_in_channel",
-        )
+        failed = not_in_channel_errors(samples)
         return failed and value(samples, "dumptask_outbox_undelivered", sink="channel")
 
     assert eventually(waiting, what="the undelivered lines to show in /metrics") >= 1

@@ -18,14 +18,8 @@ import pytest
 from bot.audit_webhook import WebhookAuth, sign
 from tests import test_faults
 from tests.conftest import APPROVER1, INCIDENT, REQUESTER, STREAM
-from tests.flow_helpers import (
-    APPROVE,
-    eventually,
-    request_id_of,
-    wait_for_stored_card,
-    wait_for_thread_reply,
-)
-from tests.metrics_helpers import scrape, value
+from tests.flow_helpers import APPROVE, eventually
+from tests.ops_helpers import approve_one, scrape, value, whole_trail
 from tests.receiver import AuditReceiver, verify
 
 SECRET = "the-receivers-shared-secret"
@@ -43,27 +37,6 @@ def receiver():
 
 def webhook_settings(receiver: AuditReceiver) -> dict[str, str]:
     return {"dumptask_audit_webhook_url": receiver.url, "dumptask_audit_webhook_secret": SECRET}
-
-
-def approve_one(bot, slack, channel: str = INCIDENT, count: int = 1) -> str:
-    """Ask for a start, approve it, wait for its outcome in the thread; the request id."""
-    slack.send_command(REQUESTER, channel, f"start {STREAM} orders-archive")
-    card = wait_for_stored_card(bot, slack, channel, count)
-    slack.click(APPROVER1, channel, card.ts, APPROVE)
-    wait_for_thread_reply(slack, channel, card.ts)
-    return request_id_of(card)
-
-
-def whole_trail(bot, request_id: str) -> list[str]:
-    """The request's audit kinds once its outcome was delivered (the last event of a flow)."""
-    return eventually(
-        lambda: (
-            "delivered"
-            in (kinds := [str(e.kind) for e in bot.run(bot.bot.store.audit_trail(request_id))])
-            and kinds
-        ),
-        what=f"the whole trail of {request_id}",
-    )
 
 
 def received(receiver: AuditReceiver, count: int, timeout: float = 30) -> list[dict]:

@@ -14,33 +14,20 @@ from bot import metrics as metrics_module
 from bot.lifecycle import Outcome, RequestState
 from bot.metrics import Metrics, package_version
 from bot.store.protocol import Backlog
-from tests.conftest import APPROVER1, INCIDENT, RANDOM, REQUESTER, STREAM
+from tests.conftest import INCIDENT, RANDOM, REQUESTER, STREAM
 from tests.fakes import make_request
 from tests.flow_helpers import (
-    APPROVE,
     eventually,
     wait_for_ephemeral,
     wait_for_stored_card,
-    wait_for_thread_reply,
 )
-from tests.metrics_helpers import scrape, value
-
-
-def finished(bot, request_id: str) -> bool:
-    """Whether the request's outcome was delivered (the last thing a flow does)."""
-    trail = bot.run(bot.bot.store.audit_trail(request_id))
-    return any(event.kind == "delivered" for event in trail)
+from tests.ops_helpers import approve_one, not_in_channel_errors, scrape, value, whole_trail
 
 
 def test_a_whole_flow_shows_in_the_metrics(start_bot, slack, dis):
     """After one approved start: the command, the request, the execution, DIS and the gauges."""
     bot = start_bot()
-    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
-    card = wait_for_stored_card(bot, slack, INCIDENT)
-    slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
-    wait_for_thread_reply(slack, INCIDENT, card.ts)
-    request = bot.run(bot.bot.store.recent_for(REQUESTER, 1))[0]
-    eventually(lambda: finished(bot, request.id), what="the outcome to be delivered")
+    whole_trail(bot, approve_one(bot, slack))
 
     samples = scrape(bot.url)
     assert value(samples, "dumptask_commands_total", kind="start", result="parsed") == 1
@@ -103,13 +90,7 @@ def test_slack_api_errors_are_counted_by_method_and_error(start_bot, slack):
 
     def counted():
         samples = scrape(bot.url)
-        errors = value(
-            samples,
-            "dumptask_slack_api_errors_total",
-            method="chat.postMessage",
-            error="not_in_channel",
-        )
-        return errors == 1 and value(
+        return not_in_channel_errors(samples) == 1 and value(
             samples, "dumptask_commands_total", kind="start", result="error"
         )
 

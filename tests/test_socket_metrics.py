@@ -14,7 +14,7 @@ from bot.socket_mode import run_socket_mode
 from tests import test_socket_mode
 from tests.conftest import INCIDENT, REQUESTER, STREAM, make_settings
 from tests.flow_helpers import eventually, wait_for_stored_card
-from tests.metrics_helpers import scrape, value
+from tests.ops_helpers import scrape, value
 from tests.processes import free_port
 from tests.test_socket_mode import APP_TOKEN, SocketBot, envelope
 

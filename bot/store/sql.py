@@ -610,28 +610,39 @@ class SqlStore:
         async with self._connection(f"read the {sink} outbox", write=False) as connection:
             return [outbox_from_row(row) for row in await connection.execute(query)]
 
-    @bounded
-    async def outbox_delivered(self, event_id: int, at: datetime) -> None:
-        """Record that an outbox event was delivered."""
-        async with self._connection(f"mark event {event_id} delivered", write=True) as connection:
+    async def _undelivered_now(self, doing: str, event_id: int, **values: object) -> None:
+        """Change an outbox event that is still undelivered."""
+        async with self._connection(doing, write=True) as connection:
             await connection.execute(
                 update(outbox_table)
                 .where(outbox_table.c.id == event_id)
-                .values(delivered_at=at, next_attempt_at=None, last_error=None)
+                .where(outbox_table.c.delivered_at.is_(None))
+                .values(**values)
             )
+
+    @bounded
+    async def outbox_delivered(self, event_id: int, at: datetime) -> None:
+        """Record that an outbox event was delivered."""
+        await self._undelivered_now(
+            f"mark event {event_id} delivered",
+            event_id,
+            delivered_at=at,
+            next_attempt_at=None,
+            last_error=None,
+        )
 
     @bounded
     async def outbox_failed(
         self, event_id: int, *, attempts: int, retry_at: datetime, error: str
     ) -> None:
         """Record a failed delivery; the event is tried again from ``retry_at``."""
-        async with self._connection(f"record a failed delivery of {event_id}", write=True) as c:
-            await c.execute(
-                update(outbox_table)
-                .where(outbox_table.c.id == event_id)
-                .where(outbox_table.c.delivered_at.is_(None))
-                .values(attempts=attempts, next_attempt_at=retry_at, last_error=error)
-            )
+        await self._undelivered_now(
+            f"record a failed delivery of {event_id}",
+            event_id,
+            attempts=attempts,
+            next_attempt_at=retry_at,
+            last_error=error,
+        )
 
     @bounded
     async def prune_outbox(self, sink: str, delivered_before: datetime) -> int:
