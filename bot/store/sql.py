@@ -569,7 +569,11 @@ class SqlStore:
         }
         if state is not JobState.QUEUED:
             values["finished_at"] = now
-        async with self._connection(f"settle {lease.job_id}", write=True) as connection:
+        return await self._end_attempt(f"settle {lease.job_id}", lease, values)
+
+    async def _end_attempt(self, doing: str, lease: Lease, values: dict[str, Any]) -> bool:
+        """Change the job as its owner ends an attempt; ``False`` if it holds the job no more."""
+        async with self._connection(doing, write=True) as connection:
             result = await connection.execute(
                 update(jobs_table)
                 .where(jobs_table.c.id == lease.job_id)
@@ -585,15 +589,8 @@ class SqlStore:
 
         Like a retry, the lease doubles as the timer; unlike one, the attempts start again.
         """
-        async with self._connection(f"reschedule {lease.job_id}", write=True) as connection:
-            result = await connection.execute(
-                update(jobs_table)
-                .where(jobs_table.c.id == lease.job_id)
-                .where(jobs_table.c.owner == lease.owner)
-                .where(jobs_table.c.state == JobState.QUEUED.value)
-                .values(owner=None, lease_expires_at=at, attempts=0, last_error=None)
-            )
-        return bool(result.rowcount == 1)
+        values = {"owner": None, "lease_expires_at": at, "attempts": 0, "last_error": None}
+        return await self._end_attempt(f"reschedule {lease.job_id}", lease, values)
 
     # -- the outbox ---------------------------------------------------------------------------
 
