@@ -30,6 +30,7 @@ class JobKind(enum.StrEnum):
 
     EXECUTE = "execute"  # make an approved request's batch call, read back, record the outcome
     DELIVER = "deliver"  # show a finished request in Slack: card, thread reply, fallbacks
+    SHIP = "ship"  # deliver the audit outbox to one sink, in order (one job per sink: bot.outbox)
 
 
 class JobState(enum.StrEnum):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import DisError, DisErrorKind, StoreError
+from bot.jobs import Job, JobKind, Lease
 from bot.lifecycle import RequestState
 from bot.store import Store
 from bot.store.sql import open_store
@@ -106,3 +107,21 @@ async def test_fake_clock_sleeps_without_waiting() -> None:
     clock = FakeClock()
     await clock.sleep(2.5)
     assert (clock() - START, clock.monotonic(), clock.slept) == (timedelta(seconds=2.5), 2.5, [2.5])
+
+
+async def test_backlog_and_reschedule_agree(store: Store) -> None:
+    """Open and executing requests are counted alike; a rescheduled job is unowned, at zero."""
+    await store.create(make_request("dt-a"))
+    await store.create(make_request("dt-b", state=RequestState.EXECUTING, decided_at=START))
+    job = Job(id="ship:webhook", kind=JobKind.SHIP, due_at=START, payload={"sink": "webhook"})
+    await store.enqueue(job, START)
+    [claimed] = await store.claim_due(
+        "me", due_by=START, lease_now=START, lease_until=START + TTL, limit=1
+    )
+    assert await store.reschedule(Lease(claimed.id, "me"), START + TTL)
+    again = await store.get_job("ship:webhook")
+    assert again is not None
+    assert (again.owner, again.attempts, again.lease_expires_at) == (None, 0, START + TTL)
+    backlog = await store.backlog()
+    assert (backlog.open_requests, backlog.executing_since) == (1, (START,))
+    assert backlog.jobs == {("ship", "queued"): 1}

@@ -9,7 +9,7 @@ handler, which answers the user ephemerally.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -34,6 +34,7 @@ from bot.slack.blocks import (
     render_recent,
     render_task_list,
 )
+from bot.slack.command_results import INVALID, command_kind, command_result
 from bot.slack.notifier import SlackNotifier
 from bot.slack.wording import explain
 
@@ -76,9 +77,15 @@ async def tell_user(
 class Listeners:
     """The bot's listeners, bound to the service and notifier they drive."""
 
-    def __init__(self, service: DumptaskService, notifier: SlackNotifier) -> None:
+    def __init__(
+        self,
+        service: DumptaskService,
+        notifier: SlackNotifier,
+        count_command: Callable[[str, str], None] = lambda _kind, _result: None,
+    ) -> None:
         self._service = service
         self._notifier = notifier
+        self._count_command = count_command  # (kind, result): see bot.slack.command_results
 
     def register(self, app: AsyncApp) -> None:
         """Attach every listener and the error handler to ``app``."""
@@ -100,6 +107,7 @@ class Listeners:
             parsed = parse_command(command.get("text") or "")
         except CommandError as error:
             await ack(response_type="ephemeral", text=str(error))
+            self._count_command(INVALID, command_result(error))
             return
         if isinstance(parsed, HelpCommand):
             policy = self._service.policy
@@ -107,6 +115,7 @@ class Listeners:
                 response_type="ephemeral",
                 text=usage_text(policy.allowed_streams, policy.allowed_channels),
             )
+            self._count_command(command_kind(parsed), command_result(None))
             return
         await ack()
         if isinstance(parsed, TaskCommand):
@@ -115,7 +124,8 @@ class Listeners:
             work = self._list(parsed, command, respond)
         else:
             work = self._status(parsed, command, respond)
-        await self._after_ack(command, client, respond, work)
+        failure = await self._after_ack(command, client, respond, work)
+        self._count_command(command_kind(parsed), command_result(failure))
 
     async def _list(
         self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
@@ -186,17 +196,20 @@ class Listeners:
         client: AsyncWebClient,
         respond: AsyncRespond,
         work: Awaitable[None],
-    ) -> None:
+    ) -> Exception | None:
         """Run the work that follows an ack, reporting its failure through ``on_error``.
 
         Bolt's async runner, when a listener raises after acking, resets the ack to the error
         handler's response; if that happens before its 10 ms polling step saw the ack, Slack
-        never gets one. Errors after the ack therefore never leave the listener.
+        never gets one. Errors after the ack therefore never leave the listener: the failure,
+        if any, is returned instead.
         """
         try:
             await work
         except Exception as error:
             await self.on_error(error, body, client, respond)
+            return error
+        return None
 
     async def on_error(
         self,
