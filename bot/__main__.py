@@ -75,10 +75,14 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> int:
 
         await serve(bot, settings)
         return 0
+    from bot.metrics_http import MetricsServer  # noqa: PLC0415
     from bot.socket_mode import run_socket_mode  # noqa: PLC0415
 
     assert settings.slack_app_token is not None
-    await run_socket_mode(bot, settings.slack_app_token.get_secret_value())
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = MetricsServer(bot, settings.host, settings.metrics_port)
+    await run_socket_mode(bot, settings.slack_app_token.get_secret_value(), metrics=metrics)
     return 0
 
 

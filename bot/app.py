@@ -17,13 +17,19 @@ from datetime import datetime, timedelta
 import httpx
 from slack_bolt.async_app import AsyncApp
 
+from bot.audit_webhook import WebhookSink, webhook_client
 from bot.clock import utc_now
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
 from bot.errors import StoreError
+from bot.jobs import HeldJob, JobKind
 from bot.lifecycle import NotifyMode, Policy
+from bot.metrics import Metrics, package_version
+from bot.outbox import OutboxSink, Sink
 from bot.runner import JobRunner
 from bot.service import DumptaskService, Timing
 from bot.settings import Settings
+from bot.shipper import Shipper
+from bot.slack.audit_channel import AuditChannel
 from bot.slack.bolt import build_bolt_app
 from bot.slack.client import slack_client
 from bot.slack.directory import SlackDirectory
@@ -69,6 +75,16 @@ def timing_from(settings: Settings) -> Timing:
     )
 
 
+def audit_sink_names(settings: Settings) -> list[str]:
+    """The audit sinks the operator configured: the audit channel, the signed webhook."""
+    names = []
+    if settings.dumptask_audit_channel is not None:
+        names.append(Sink.CHANNEL.value)
+    if settings.dumptask_audit_webhook_url is not None:
+        names.append(Sink.WEBHOOK.value)
+    return names
+
+
 @dataclass
 class Bot:
     """A wired bot: the Bolt app plus what must be started and closed with it."""
@@ -81,6 +97,10 @@ class Bot:
     dis_http: httpx.AsyncClient
     sweep_interval: float
     shutdown_grace: float
+    metrics: Metrics = field(default_factory=Metrics)
+    shipper: Shipper | None = None
+    audit_http: httpx.AsyncClient | None = None
+    clock: Callable[[], datetime] = utc_now
     draining: bool = False
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -114,18 +134,25 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        if self.shipper is not None:
+            self.shipper.stop()
         started = time.monotonic()
         if not await self.listeners.wait_idle(self.shutdown_grace):
-            logger.warning(
-                "requests still being handled at shutdown; their users may not hear back"
-            )
+            logger.warning("requests still being handled at shutdown may not be answered")
         await self.runner.drain(max(0.0, self.shutdown_grace - (time.monotonic() - started)))
 
     async def aclose(self) -> None:
-        """Drain (if not done yet), then close the DIS client and the store."""
+        """Drain (if not done yet), then close the HTTP clients and the store."""
         await self.drain()
         await self.dis_http.aclose()
+        if self.audit_http is not None:
+            await self.audit_http.aclose()
         await self.store.close()
+
+    async def scrape(self) -> bytes:
+        """The metrics in Prometheus' text format, the store's gauges read just now."""
+        await self.metrics.refresh(self.store.backlog, self.clock())
+        return self.metrics.exposition()
 
 
 async def create_bot(
@@ -136,24 +163,45 @@ async def create_bot(
     poll_seconds: float | None = None,
 ) -> Bot:
     """Build the whole bot from ``settings``; nothing is read from the environment here."""
-    store = await open_store(settings.database_url)
+    sink_names = audit_sink_names(settings)
+    metrics = Metrics(sinks=sink_names)
+    store = await open_store(settings.database_url, sinks=sink_names)
     dis_http = build_http_client(settings)
     dis = DisClient(
         dis_http,
         settings.dis_project_id,
         retry_policy_from(settings),
         auth_cooldown_seconds=settings.dis_auth_cooldown_seconds,
+        observer=metrics,
     )
-    client = slack_client(settings)
+    client = slack_client(settings, on_error=metrics.slack_api_error)
     app = build_bolt_app(settings, client)
     policy = policy_from(settings)
     notifier = SlackNotifier(client, policy, store.get)
+    sinks: dict[str, OutboxSink] = {}
+    if settings.dumptask_audit_channel is not None:
+        sinks[Sink.CHANNEL] = AuditChannel(client, settings.dumptask_audit_channel, store.get)
+    audit_http = None
+    if settings.dumptask_audit_webhook_secret is not None:
+        secret = settings.dumptask_audit_webhook_secret.get_secret_value()
+        audit_http = webhook_client(secret, f"dumptask-bot/{package_version()}")
+        assert settings.dumptask_audit_webhook_url is not None
+        sinks[Sink.WEBHOOK] = WebhookSink(audit_http, settings.dumptask_audit_webhook_url)
+    shipper = Shipper(store, sinks, observe=metrics.delivery)
+    await shipper.ensure_jobs(clock())
     lease = settings.dumptask_lease_seconds
-    # The runner runs the service's jobs and the service wakes the runner: the closure reads
-    # ``service`` when a job runs, after both exist.
+
+    async def run_job(held: HeldJob) -> datetime | None:
+        # The runner runs the service's jobs and the service wakes the runner: this reads
+        # ``service`` when a job runs, after both exist.
+        if held.job.kind is JobKind.SHIP:
+            return await shipper.run(held)
+        await service.run_job(held)
+        return None
+
     runner = JobRunner(
         store,
-        lambda held: service.run_job(held),  # noqa: PLW0108 - ``service`` is bound below
+        run_job,
         clock=clock,
         lease_seconds=lease,
         renew_seconds=lease / 3,
@@ -168,8 +216,9 @@ async def create_bot(
         timing=timing_from(settings),
         clock=clock,
         wake=runner.wake,
+        observe=metrics.request_changed,
     )
-    listeners = Listeners(service, notifier)
+    listeners = Listeners(service, notifier, metrics.command)
     listeners.register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
     return Bot(
@@ -181,4 +230,8 @@ async def create_bot(
         dis_http=dis_http,
         sweep_interval=interval,
         shutdown_grace=settings.shutdown_grace_seconds,
+        metrics=metrics,
+        shipper=shipper,
+        audit_http=audit_http,
+        clock=clock,
     )

@@ -166,21 +166,28 @@ def row_cells(row: AuditRow) -> list[str]:
     ]
 
 
+def row_document(row: AuditRow) -> dict[str, object]:
+    """The event as a JSON object: unknown values are ``None`` and ``detail`` is an object.
+
+    The JSON-lines export writes it, and the signed audit stream sends it (``bot.outbox``).
+    """
+    return {
+        "time": iso_utc(row.at),
+        "request": row.request_id,
+        "kind": row.kind,
+        "actor": row.actor,
+        "channel": row.channel,
+        "stream": row.stream,
+        "action": row.action,
+        "detail": json.loads(row.detail),
+    }
+
+
 async def write_json_lines(rows: AsyncIterator[AuditRow], out: TextIO) -> int:
     """One JSON object per event; unknown values are ``null`` and ``detail`` is an object."""
     count = 0
     async for row in rows:
-        document = {
-            "time": iso_utc(row.at),
-            "request": row.request_id,
-            "kind": row.kind,
-            "actor": row.actor,
-            "channel": row.channel,
-            "stream": row.stream,
-            "action": row.action,
-            "detail": json.loads(row.detail),
-        }
-        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+        out.write(json.dumps(row_document(row), ensure_ascii=False) + "\n")
         count += 1
     return count
 

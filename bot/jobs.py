@@ -34,6 +34,7 @@ class JobKind(enum.StrEnum):
     REMIND = "remind"  # remind the approvers once, and escalate, if nobody decided
     RUN = "run"  # start a scheduled request at its time (--at, or the end of a timed pause)
     RETENTION = "retention"  # warn that paused tasks are about to lose data to the retention
+    SHIP = "ship"  # deliver the audit outbox to one sink, in order (one job per sink: bot.outbox)
 
 
 class JobState(enum.StrEnum):

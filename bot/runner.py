@@ -5,7 +5,9 @@ One ``JobRunner`` per process. It polls the store every ``poll_seconds`` (and at
 renewer beside it. A job whose lease cannot be renewed is cancelled: another replica may already
 own it. A job that fails is queued again with exponential back-off, up to ``max_attempts``.
 ``drain(grace)`` stops claiming, lets running jobs finish within the grace period, then cancels
-the rest and releases their leases so another replica takes them over at once.
+the rest and releases their leases so another replica takes them over at once. A recurring job
+(the audit shipper) returns when it wants to run again instead of ``None``; it is then queued
+again for that time, its attempts counted from zero.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
-JobHandler = Callable[[HeldJob], Coroutine[Any, Any, None]]
+# A handler returns ``None`` when the job is done, or when a recurring job should run again.
+JobHandler = Callable[[HeldJob], Coroutine[Any, Any, datetime | None]]
 
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 5.0
@@ -141,7 +144,11 @@ class JobRunner:
             return  # the renewer found the lease lost and stopped the work; not ours to settle
         error = work.exception()
         if error is None:
-            await self._settle(lease, JobState.DONE)
+            again = work.result()
+            if again is None:
+                await self._settle(lease, JobState.DONE)
+            else:
+                await self._reschedule(lease, again)
         elif isinstance(error, LeaseLostError):
             logger.warning("lost the lease on %s; another owner may finish it", job.id)
         elif isinstance(error, Exception):
@@ -149,7 +156,7 @@ class JobRunner:
         else:
             raise error
 
-    async def _keep(self, lease: Lease, work: asyncio.Task[None]) -> None:
+    async def _keep(self, lease: Lease, work: asyncio.Task[datetime | None]) -> None:
         """Renew the lease while ``work`` runs; cancel it if the lease was lost."""
         while not work.done():
             await asyncio.sleep(self._renew_seconds)
@@ -201,6 +208,13 @@ class JobRunner:
         except StoreError as failure:
             # The lease then lapses by itself and the job runs again; every job is idempotent.
             logger.warning("could not record the end of %s: %s", lease.job_id, failure)
+
+    async def _reschedule(self, lease: Lease, at: datetime) -> None:
+        try:
+            await self._store.reschedule(lease, at)
+        except StoreError as failure:
+            # The lease lapses by itself and the job runs again then.
+            logger.warning("could not reschedule %s: %s", lease.job_id, failure)
 
     async def drain(self, grace: float) -> list[str]:
         """Stop claiming, give running jobs ``grace`` seconds, then release what is left.

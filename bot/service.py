@@ -306,6 +306,7 @@ class DumptaskService:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wake: Callable[[], None] = lambda: None,
+        observe: Callable[[Request | None, Request], None] = lambda _before, _after: None,
     ) -> None:
         self._store = store
         self._dis = dis
@@ -317,6 +318,7 @@ class DumptaskService:
         self._sleep = sleep
         self._monotonic = monotonic
         self._wake = wake
+        self._observe = observe  # told of each stored change (before is None: just opened)
 
     @property
     def policy(self) -> Policy:
@@ -419,6 +421,7 @@ class DumptaskService:
         )
         stored = await self._store.get(request.id)
         assert stored is not None
+        self._observe(None, stored)
         return stored
 
     async def _with_safe_windows(
@@ -1138,6 +1141,7 @@ class DumptaskService:
             if stored is not None:
                 if jobs:
                     self._wake()
+                self._observe(current, stored)
                 return stored
         raise StoreError(f"request {request_id} kept changing under us; giving up")
 

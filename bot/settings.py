@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -30,6 +31,7 @@ USER_OR_GROUP_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 STREAM_PATTERN = re.compile(r"^[A-Za-z0-9_\-*?\[\]!]{1,64}$")
 LOOPBACK_HOSTS = {"localhost"}
+AUDIT_WEBHOOK_SECRET_MIN_LENGTH = 16
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -102,6 +104,22 @@ def shown_url(url: str) -> str:
     return repr(kept) + (" followed by a query or fragment (not shown)" if cut else "")
 
 
+def require_https_or_loopback(value: str, example: str) -> None:
+    """Refuse anything but ``https://`` (or ``http://`` to this machine, for stand-ins).
+
+    A query is refused too: the URL is logged with each call, and a query may hold a key.
+    """
+    parts = urlsplit(value.strip())
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" and host
+    local = parts.scheme == "http" and is_loopback_host(host)
+    if not (secure or local) or parts.query or parts.fragment:
+        raise ValueError(
+            f"expected an https:// URL such as {example} "
+            f"(http:// only to 127.0.0.1, localhost or [::1]), got {shown_url(value)}"
+        )
+
+
 class LogSettings(BaseSettings):
     """How the bot logs; every command reads these first, before anything can be logged."""
 
@@ -170,6 +188,11 @@ class Settings(LogSettings):
     database_url: str = "sqlite:///dumptask.db"
     host: str = "0.0.0.0"  # noqa: S104 - the bot listens on all interfaces behind a load balancer
     port: int = Field(default=3000, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    dumptask_audit_channel: str | None = None
+    dumptask_audit_webhook_url: str | None = None
+    dumptask_audit_webhook_secret: SecretStr | None = None
 
     @field_validator(
         "dumptask_allowed_channels",
@@ -199,6 +222,47 @@ class Settings(LogSettings):
                 raise ValueError(f"expected channel ids (C... or G...), got {item!r}")
         return value
 
+    @field_validator("dumptask_audit_channel")
+    @classmethod
+    def _check_audit_channel(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not CHANNEL_ID.match(value.strip()):
+            raise ValueError(f"expected a channel id (C... or G...), got {value!r}")
+        return value.strip()
+
+    @field_validator("dumptask_audit_webhook_url")
+    @classmethod
+    def _check_audit_webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        refuse_credentials(value, "the stream is signed with DUMPTASK_AUDIT_WEBHOOK_SECRET")
+        require_https_or_loopback(value, "https://audit.example.com/dumptask")
+        return value.strip()
+
+    @field_validator("dumptask_audit_webhook_secret")
+    @classmethod
+    def _check_audit_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < AUDIT_WEBHOOK_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"expected a secret of at least {AUDIT_WEBHOOK_SECRET_MIN_LENGTH} characters"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _audit_webhook_pair(self) -> Settings:
+        """The audit stream needs both its URL and its secret; one alone is a mistake."""
+        url, secret = self.dumptask_audit_webhook_url, self.dumptask_audit_webhook_secret
+        if (url is None) != (secret is None):
+            missing, present = ("SECRET", "URL") if secret is None else ("URL", "SECRET")
+            raise ValueError(
+                f"DUMPTASK_AUDIT_WEBHOOK_{missing} is required when "
+                f"DUMPTASK_AUDIT_WEBHOOK_{present} is set (the audit stream needs both)"
+            )
+        return self
+
     @field_validator("dumptask_allowed_streams")
     @classmethod
     def _check_stream_patterns(cls, value: list[str]) -> list[str]:
@@ -214,15 +278,7 @@ class Settings(LogSettings):
     @classmethod
     def _check_dis_endpoint(cls, value: str) -> str:
         refuse_credentials(value, "DIS authenticates with DIS_ACCESS_KEY and DIS_SECRET_KEY")
-        parts = urlsplit(value.strip())
-        host = parts.hostname or ""
-        secure = parts.scheme == "https" and host
-        local = parts.scheme == "http" and is_loopback_host(host)
-        if not (secure or local) or parts.query or parts.fragment:
-            raise ValueError(
-                "expected an https:// URL such as https://dis.cn-north-4.myhuaweicloud.com "
-                f"(http:// only to 127.0.0.1, localhost or [::1]), got {shown_url(value)}"
-            )
+        require_https_or_loopback(value, "https://dis.cn-north-4.myhuaweicloud.com")
         return value.strip().rstrip("/")
 
     @field_validator("slack_api_url")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Bot
+from bot.metrics_http import MetricsServer
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +47,30 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def run_socket_mode(bot: Bot, app_token: str, stop: asyncio.Event | None = None) -> None:
-    """Connect and serve until ``stop`` is set (or a signal arrives, or cancelled), then close."""
+async def run_socket_mode(
+    bot: Bot,
+    app_token: str,
+    stop: asyncio.Event | None = None,
+    *,
+    metrics: MetricsServer | None = None,
+) -> None:
+    """Connect and serve until ``stop`` is set (or a signal arrives, or cancelled), then close.
+
+    ``metrics``, when given (``METRICS_PORT``), serves ``/metrics`` for as long as the bot runs.
+    """
     stop = stop or asyncio.Event()
     handler = socket_mode_handler(bot, app_token)
     bot.start_background()
     try:
         with stop_on_signals(stop):
+            if metrics is not None:
+                await metrics.start()
             await handler.connect_async()  # type: ignore[no-untyped-call]
             await stop.wait()
             logger.info("disconnecting from Slack; finishing what is in flight")
     finally:
         bot.begin_draining()
         await handler.close_async()  # type: ignore[no-untyped-call]
+        if metrics is not None:
+            await metrics.stop()
         await bot.aclose()

@@ -5,6 +5,7 @@
 (``bot.slack.inbound``), each with one log line; the rest goes to Bolt, which checks the
 signature again. ``GET /healthz`` answers 200 while the store can be reached, so a load balancer
 stops sending traffic to a replica that lost its database; why it cannot is logged, not shown.
+``GET /metrics`` serves the Prometheus metrics (``bot.metrics_http``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from bot.app import Bot
 from bot.errors import ConfigError, SlackRequestError, StoreError
+from bot.metrics_http import metrics_route
 from bot.settings import Settings
 from bot.slack.inbound import check_signature, parse_body, read_body
 
@@ -111,6 +113,7 @@ def build_asgi(bot: Bot, signing_secret: str) -> Starlette:
         routes=[
             Route(EVENTS_PATH, events, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
+            metrics_route(bot),
         ],
         lifespan=lifespan,
     )

@@ -8,7 +8,8 @@ drive the service and see what it did:
 - ``FakeDis``: ``list_tasks`` and ``act`` over in-memory tasks, with injectable failures;
 - ``RecordingNotifier``: the ``Notifier`` Protocol, recording each call;
 - ``FakeStore``: the ``Store`` Protocol in memory, with the same conditional update as the
-  SQL store (version check) and a switch to lose the next update race;
+  SQL store (version check) and a switch to lose the next update race (and no audit sinks, so
+  its outbox stays empty);
 - ``FakeSlackClient``: the few Web API methods the Slack layer calls, recorded;
 
 and ``make_request``, a plain pending request to build on with ``dataclasses.replace``.
@@ -26,6 +27,8 @@ from bot.dis.models import ActionResult
 from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import CardCopy, Request, RequestedTask, RequestState
+from bot.outbox import OutboxEvent
+from bot.store.protocol import Backlog
 from bot.vocabulary import (
     DumpTask,
     DumpTaskDetails,
@@ -438,6 +441,50 @@ class FakeStore:
             last_error=error,
         )
         return True
+
+    async def reschedule(self, lease: Lease, at: datetime) -> bool:
+        """Queue a recurring job again from ``at``, unowned, its attempts reset."""
+        job = self.jobs.get(lease.job_id)
+        if job is None or job.owner != lease.owner or job.state is not JobState.QUEUED:
+            return False
+        self.jobs[job.id] = replace(
+            job, owner=None, lease_expires_at=at, attempts=0, last_error=None
+        )
+        return True
+
+    async def undelivered(self, sink: str, limit: int) -> list[OutboxEvent]:
+        """The fake queues no outbox events (it has no sinks)."""
+        del sink, limit
+        return []
+
+    async def outbox_delivered(self, event_id: int, at: datetime) -> None:
+        """Nothing is queued, so nothing is delivered."""
+        del event_id, at
+
+    async def outbox_failed(
+        self, event_id: int, *, attempts: int, retry_at: datetime, error: str
+    ) -> None:
+        """Nothing is queued, so nothing fails."""
+        del event_id, attempts, retry_at, error
+
+    async def prune_outbox(self, sink: str, delivered_before: datetime) -> int:
+        """Nothing to prune."""
+        del sink, delivered_before
+        return 0
+
+    async def backlog(self) -> Backlog:
+        """Open and executing requests, queued and dead jobs; no outbox."""
+        executing = [r for r in self.requests.values() if r.state is RequestState.EXECUTING]
+        jobs: dict[tuple[str, str], int] = {}
+        for job in self.jobs.values():
+            if job.state is not JobState.DONE:
+                key = (job.kind.value, job.state.value)
+                jobs[key] = jobs.get(key, 0) + 1
+        return Backlog(
+            open_requests=sum(r.state is RequestState.PENDING for r in self.requests.values()),
+            executing_since=tuple(r.decided_at or r.created_at for r in executing),
+            jobs=jobs,
+        )
 
     async def ping(self) -> None:
         """Always reachable."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import DisError, DisErrorKind, StoreError
+from bot.jobs import Job, JobKind, Lease
 from bot.lifecycle import RequestedTask, RequestState
 from bot.store import Store
 from bot.store.sql import open_store
@@ -60,12 +61,13 @@ async def test_update_is_conditional_on_the_version(store: Store) -> None:
     assert await store.update(make_request("dt-unknown"), 1) is None
 
 
+def own_task(request_id: str) -> tuple[RequestedTask, ...]:
+    """A task of the request's own: two open requests may not share one."""
+    return (RequestedTask(f"task-{request_id}", None, TaskState.PAUSED),)
+
+
 async def test_queries_order_their_answers(store: Store) -> None:
     """Expired, executing and recent requests come back in the documented orders."""
-
-    def own_task(request_id: str) -> tuple[RequestedTask, ...]:
-        return (RequestedTask(f"task-{request_id}", None, TaskState.PAUSED),)
-
     await store.create(make_request("dt-b", minutes=1, tasks=own_task("dt-b")))
     await store.create(make_request("dt-a", minutes=0, tasks=own_task("dt-a")))
     await store.create(
@@ -112,3 +114,23 @@ async def test_fake_clock_sleeps_without_waiting() -> None:
     clock = FakeClock()
     await clock.sleep(2.5)
     assert (clock() - START, clock.monotonic(), clock.slept) == (timedelta(seconds=2.5), 2.5, [2.5])
+
+
+async def test_backlog_and_reschedule_agree(store: Store) -> None:
+    """Open and executing requests are counted alike; a rescheduled job is unowned, at zero."""
+    await store.create(make_request("dt-a", tasks=own_task("dt-a")))
+    await store.create(
+        make_request("dt-b", state=RequestState.EXECUTING, decided_at=START, tasks=own_task("dt-b"))
+    )
+    job = Job(id="ship:webhook", kind=JobKind.SHIP, due_at=START, payload={"sink": "webhook"})
+    await store.enqueue(job, START)
+    [claimed] = await store.claim_due(
+        "me", due_by=START, lease_now=START, lease_until=START + TTL, limit=1
+    )
+    assert await store.reschedule(Lease(claimed.id, "me"), START + TTL)
+    again = await store.get_job("ship:webhook")
+    assert again is not None
+    assert (again.owner, again.attempts, again.lease_expires_at) == (None, 0, START + TTL)
+    backlog = await store.backlog()
+    assert (backlog.open_requests, backlog.executing_since) == (1, (START,))
+    assert backlog.jobs == {("ship", "queued"): 1}

@@ -315,6 +315,14 @@ VALIDATION_TABLE = [
     ("DATABASE_URL", "http://db/dumptask", False),
     ("DATABASE_URL", "dumptask.db", False),
     ("DATABASE_URL", "", False),
+    ("METRICS_PORT", "9100", True),
+    ("METRICS_PORT", "70000", False),
+    ("METRICS_PORT", "metrics", False),
+    ("DUMPTASK_AUDIT_CHANNEL", "C0AUDIT", True),
+    ("DUMPTASK_AUDIT_CHANNEL", "G0AUDIT", True),
+    ("DUMPTASK_AUDIT_CHANNEL", "#audit", False),
+    ("DUMPTASK_AUDIT_CHANNEL", "U0ALICE", False),
+    ("DUMPTASK_AUDIT_CHANNEL", "C0AUDIT,C0MORE", False),
 ]
 
 
@@ -374,3 +382,56 @@ def test_no_variable_the_bot_reads_reaches_a_test():
 def test_the_bot_variables_are_told_from_the_rest(name, cleared):
     """Every prefix and name the bot reads is cleared; the suite's own variables are kept."""
     assert is_bot_variable(name) is cleared
+
+
+AUDIT_SECRET = "a-shared-secret-of-some-length"
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://audit.example.com/dumptask", True),
+        ("http://127.0.0.1:8443/audit", True),
+        ("http://audit.example.com/dumptask", False),
+        ("https://audit.example.com/dumptask?token=hunter2", False),
+        ("https://me:hunter2@audit.example.com/", False),
+    ],
+)
+def test_audit_webhook_url_is_https_without_credentials(monkeypatch, url, accepted):
+    """The audit stream goes over https (http only to loopback), with no key in its URL."""
+    values = {"DUMPTASK_AUDIT_WEBHOOK_URL": url, "DUMPTASK_AUDIT_WEBHOOK_SECRET": AUDIT_SECRET}
+    if accepted:
+        set_env(monkeypatch, **values)
+        assert load_settings().dumptask_audit_webhook_url == url
+        return
+    message = str(refusal(monkeypatch, **values))
+    assert message.startswith("DUMPTASK_AUDIT_WEBHOOK_URL: ")
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("values", "missing"),
+    [
+        ({"DUMPTASK_AUDIT_WEBHOOK_URL": "https://audit.example.com/"}, "SECRET"),
+        ({"DUMPTASK_AUDIT_WEBHOOK_SECRET": AUDIT_SECRET}, "URL"),
+    ],
+)
+def test_audit_webhook_url_and_secret_go_together(monkeypatch, values, missing):
+    """One of the pair alone stops start-up with one line naming the missing one."""
+    message = str(refusal(monkeypatch, **values))
+    assert f"DUMPTASK_AUDIT_WEBHOOK_{missing} is required when" in message
+    assert "\n" not in message
+    assert AUDIT_SECRET not in message
+
+
+def test_a_short_audit_webhook_secret_is_refused_unshown(monkeypatch):
+    """A guessable secret is refused, and never echoed."""
+    message = str(
+        refusal(
+            monkeypatch,
+            DUMPTASK_AUDIT_WEBHOOK_URL="https://audit.example.com/",
+            DUMPTASK_AUDIT_WEBHOOK_SECRET="hunter2",
+        )
+    )
+    assert message.startswith("DUMPTASK_AUDIT_WEBHOOK_SECRET: expected a secret of at least 16")
+    assert "hunter2" not in message

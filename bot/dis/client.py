@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -67,6 +67,29 @@ def retry_policy_from(settings: Settings) -> RetryPolicy:
     )
 
 
+class DisObserver(Protocol):
+    """Told of every HTTP call to DIS and every retry (``bot.metrics.Metrics`` counts them)."""
+
+    def dis_call(self, operation: str, result: str, seconds: float) -> None:
+        """One call: ``result`` is ``ok`` or the failure's ``DisErrorKind`` value."""
+
+    def dis_retry(self, operation: str) -> None:
+        """A failed call is about to be tried again."""
+
+
+class _Unobserved:
+    def dis_call(self, operation: str, result: str, seconds: float) -> None:
+        """Nobody is watching."""
+
+    def dis_retry(self, operation: str) -> None:
+        """Nobody is watching."""
+
+
+def metric_name(operation: str) -> str:
+    """``list tasks`` as a metric label: ``list_tasks``."""
+    return operation.replace(" ", "_")
+
+
 def _never_arrived(error: DisError) -> bool:
     """Retry a batch call only when it is retryable and certainly was not carried out."""
     return error.kind.retryable and error.certainly_not_received
@@ -83,8 +106,10 @@ class DisClient:
         *,
         auth_cooldown_seconds: float = DEFAULT_AUTH_COOLDOWN_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: DisObserver | None = None,
     ) -> None:
         self._http = http
+        self._observer: DisObserver = observer or _Unobserved()
         self._project_id = project_id
         self._retry = retry or RetryPolicy()
         self._auth_cooldown = auth_cooldown_seconds
@@ -172,7 +197,11 @@ class DisClient:
             return await self._attempt(operation, "POST", path, body.encode())
 
         response = await call_with_retries(
-            self._retry, operation, attempt, may_retry=_never_arrived
+            self._retry,
+            operation,
+            attempt,
+            may_retry=_never_arrived,
+            on_retry=lambda: self._observer.dis_retry(metric_name(operation)),
         )
         return ActionResult(request_id=response.headers.get("X-Request-Id"))
 
@@ -186,7 +215,12 @@ class DisClient:
             except ValidationError as exc:
                 raise malformed_body_error(response, "not the documented JSON") from exc
 
-        return await call_with_retries(self._retry, operation, attempt)
+        return await call_with_retries(
+            self._retry,
+            operation,
+            attempt,
+            on_retry=lambda: self._observer.dis_retry(metric_name(operation)),
+        )
 
     def _refuse_while_cooling_down(self) -> None:
         """After the gateway refused our credentials, call nothing until the cooldown is over.
@@ -214,7 +248,24 @@ class DisClient:
     async def _attempt(
         self, operation: str, method: str, path: str, body: bytes | None
     ) -> httpx.Response:
+        """One HTTP call (unless paused after an auth failure), told to the observer."""
         self._refuse_while_cooling_down()
+        started = self._monotonic()
+        try:
+            response = await self._call(operation, method, path, body)
+        except DisError as error:
+            self._observe(operation, error.kind.value, started)
+            raise
+        self._observe(operation, "ok", started)
+        return response
+
+    def _observe(self, operation: str, result: str, started: float) -> None:
+        elapsed = max(self._monotonic() - started, 0.0)
+        self._observer.dis_call(metric_name(operation), result, elapsed)
+
+    async def _call(
+        self, operation: str, method: str, path: str, body: bytes | None
+    ) -> httpx.Response:
         try:
             response = await self._http.request(method, path, content=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

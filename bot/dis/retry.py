@@ -56,12 +56,13 @@ async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     *,
     may_retry: Callable[[DisError], bool] = _retryable,
+    on_retry: Callable[[], None] = lambda: None,
 ) -> T:
     """Run ``call`` until it succeeds, fails for good, or a bound is reached.
 
     ``may_retry`` narrows which failures are tried again (never wider than the retryable
-    kinds). The last error is re-raised unchanged, so the caller sees the real code and request
-    id.
+    kinds); ``on_retry`` is told before each new attempt. The last error is re-raised
+    unchanged, so the caller sees the real code and request id.
     """
     started = policy.clock()
     attempt = 1
@@ -91,4 +92,5 @@ async def call_with_retries(
                 delay,
             )
             await policy.sleep(delay)
+            on_retry()
             attempt += 1

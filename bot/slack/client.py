@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -10,15 +13,23 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
+from bot.slack.api_errors import ErrorRecorder
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """A Web API client that retries rate limits, 5xx answers and dropped connections."""
+def slack_client(
+    settings: Settings, on_error: Callable[[str, str], None] | None = None
+) -> AsyncWebClient:
+    """A Web API client that retries rate limits, 5xx answers and dropped connections.
+
+    ``on_error(method, error)`` hears of every failed attempt, retried or not.
+    """
+    recorder: list[AsyncRetryHandler] = [] if on_error is None else [ErrorRecorder(on_error)]
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=[
+            *recorder,
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
             AsyncServerErrorRetryHandler(max_retry_count=2),

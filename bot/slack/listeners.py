@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -37,6 +37,7 @@ from bot.slack.blocks import (
     render_recent,
     render_task_list,
 )
+from bot.slack.command_results import INVALID, command_kind, command_result
 from bot.slack.modals import (
     DENY_CALLBACK_ID,
     REASON_BLOCK,
@@ -97,9 +98,15 @@ async def tell_user(
 class Listeners:
     """The bot's listeners, bound to the service and notifier they drive."""
 
-    def __init__(self, service: DumptaskService, notifier: SlackNotifier) -> None:
+    def __init__(
+        self,
+        service: DumptaskService,
+        notifier: SlackNotifier,
+        count_command: Callable[[str, str], None] = lambda _kind, _result: None,
+    ) -> None:
         self._service = service
         self._notifier = notifier
+        self._count_command = count_command  # (kind, result): see bot.slack.command_results
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     async def wait_idle(self, grace: float) -> bool:
@@ -141,6 +148,7 @@ class Listeners:
             parsed = parse_command(command.get("text") or "")
         except CommandError as error:
             await ack(response_type="ephemeral", text=str(error))
+            self._count_command(INVALID, command_result(error))
             return
         if isinstance(parsed, HelpCommand):
             policy = self._service.policy
@@ -153,6 +161,7 @@ class Listeners:
             await self._after_ack(
                 command, client, respond, self._open_start(command, client, usage)
             )
+            self._count_command(command_kind(parsed), command_result(None))
             return
         await ack()
         if isinstance(parsed, TaskCommand):
@@ -161,7 +170,8 @@ class Listeners:
             work = self._list(parsed, command, respond)
         else:
             work = self._status(parsed, command, respond)
-        await self._after_ack(command, client, respond, work)
+        failure = await self._after_ack(command, client, respond, work)
+        self._count_command(command_kind(parsed), command_result(failure))
 
     async def _list(
         self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
@@ -347,12 +357,13 @@ class Listeners:
         client: AsyncWebClient,
         respond: AsyncRespond | None,
         work: Awaitable[object],
-    ) -> None:
+    ) -> Exception | None:
         """Run the work that follows an ack, reporting its failure through ``on_error``.
 
         Bolt's async runner, when a listener raises after acking, resets the ack to the error
         handler's response; if that happens before its 10 ms polling step saw the ack, Slack
-        never gets one. Errors after the ack therefore never leave the listener.
+        never gets one. Errors after the ack therefore never leave the listener: the failure,
+        if any, is returned instead.
         """
         task = asyncio.current_task()
         if task is not None:
@@ -361,9 +372,11 @@ class Listeners:
             await work
         except Exception as error:
             await self.on_error(error, body, client, respond)
+            return error
         finally:
             if task is not None:
                 self._in_flight.discard(task)
+        return None
 
     async def on_error(
         self,

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from bot.audit import AuditEvent
 from bot.jobs import Job, JobState, Lease
 from bot.lifecycle import Request
+from bot.outbox import OutboxEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What is waiting, across every replica: the gauges ``/metrics`` reads at scrape time."""
+
+    open_requests: int = 0
+    executing_since: tuple[datetime, ...] = ()  # when each still-executing request was approved
+    jobs: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (kind, state) -> count
+    # sink -> (undelivered events, when the oldest of them was recorded)
+    outbox: Mapping[str, tuple[int, datetime | None]] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -42,7 +55,11 @@ class Store(Protocol):
         """
 
     async def append_audit(self, event: AuditEvent) -> None:
-        """Append one event to the audit trail."""
+        """Append one event to the audit trail.
+
+        With sinks configured, the event is queued in the outbox for each sink that wants it
+        (``bot.outbox.route``) in the same transaction.
+        """
 
     async def audit_trail(self, request_id: str) -> list[AuditEvent]:
         """A request's audit events in the order they were appended."""
@@ -96,6 +113,26 @@ class Store(Protocol):
         error: str | None = None,
     ) -> bool:
         """End the owner's attempt: done, dead, or queued again (claimable from ``retry_at``)."""
+
+    async def reschedule(self, lease: Lease, at: datetime) -> bool:
+        """End the owner's run of a recurring job: queued again, claimable from ``at``."""
+
+    async def undelivered(self, sink: str, limit: int) -> list[OutboxEvent]:
+        """Up to ``limit`` of ``sink``'s undelivered outbox events, oldest first."""
+
+    async def outbox_delivered(self, event_id: int, at: datetime) -> None:
+        """Record that an outbox event was delivered."""
+
+    async def outbox_failed(
+        self, event_id: int, *, attempts: int, retry_at: datetime, error: str
+    ) -> None:
+        """Record a failed delivery; the event is tried again from ``retry_at``."""
+
+    async def prune_outbox(self, sink: str, delivered_before: datetime) -> int:
+        """Delete ``sink``'s events delivered before ``delivered_before``; how many."""
+
+    async def backlog(self) -> Backlog:
+        """Open requests, executions in flight, queued and dead jobs, undelivered events."""
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless the database answers a trivial query."""

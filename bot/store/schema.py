@@ -1,4 +1,4 @@
-"""The tables, and how a ``Request``, an ``AuditEvent`` and a ``Job`` become rows and back.
+"""The tables, and how requests, audit events, jobs and outbox events become rows and back.
 
 The tables are created and changed by the migrations in ``bot/store/migrations`` (Alembic); the
 definitions here are what the queries use, and a test checks that both agree.
@@ -33,6 +33,7 @@ from sqlalchemy import (
 from bot.audit import AuditEvent, AuditKind
 from bot.jobs import Job, JobKind, JobState
 from bot.lifecycle import Request
+from bot.outbox import OutboxEvent
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -124,6 +125,22 @@ task_claims_table = Table(
     Index("ix_task_claims_request_id", "request_id"),
 )
 
+outbox_table = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("sink", Text, nullable=False),
+    Column("audit_id", BigInteger, nullable=False),
+    Column("request_id", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_sink_delivered_at_id", "sink", "delivered_at", "id"),
+)
+
 _REQUEST_JSON = TypeAdapter(Request)
 
 
@@ -208,5 +225,21 @@ def job_from_row(row: Row[Any]) -> Job:
         attempts=row.attempts,
         owner=row.owner,
         lease_expires_at=row.lease_expires_at,
+        last_error=row.last_error,
+    )
+
+
+def outbox_from_row(row: Row[Any]) -> OutboxEvent:
+    """The outbox event an ``outbox`` row holds."""
+    return OutboxEvent(
+        id=row.id,
+        sink=row.sink,
+        audit_id=row.audit_id,
+        request_id=row.request_id,
+        created_at=row.created_at,
+        body=row.body,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
         last_error=row.last_error,
     )

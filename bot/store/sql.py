@@ -13,6 +13,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Coroutine,
     Sequence,
 )
@@ -48,7 +49,9 @@ from bot.audit_export import AuditFilters, AuditRow
 from bot.errors import StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestState
+from bot.outbox import OutboxEvent, event_body, route
 from bot.store.migrate import upgrade_to_head
+from bot.store.protocol import Backlog
 from bot.store.schema import (
     audit_table,
     event_columns,
@@ -56,6 +59,8 @@ from bot.store.schema import (
     job_columns,
     job_from_row,
     jobs_table,
+    outbox_from_row,
+    outbox_table,
     request_columns,
     request_from_row,
     requests_table,
@@ -183,9 +188,14 @@ class SqlStore:
     """
 
     def __init__(
-        self, database_url: str, *, operation_timeout: float = OPERATION_TIMEOUT_S
+        self,
+        database_url: str,
+        *,
+        operation_timeout: float = OPERATION_TIMEOUT_S,
+        sinks: Collection[str] = (),
     ) -> None:
         self._url = engine_url(database_url)
+        self._sinks = frozenset(sinks)
         self._safe_url = self._url.render_as_string(hide_password=True)
         self._timeout = operation_timeout
         if self._url.get_backend_name() == "sqlite":
@@ -431,9 +441,39 @@ class SqlStore:
 
     @bounded
     async def append_audit(self, event: AuditEvent) -> None:
-        """Append one event; a detail value JSON cannot hold is kept as its ``str``."""
+        """Append one event; a detail value JSON cannot hold is kept as its ``str``.
+
+        With sinks configured, the same transaction queues the event in the outbox for each
+        sink that wants it, so it is delivered exactly when it is recorded.
+        """
+        sinks = route(event, self._sinks)
         async with self._connection(f"audit {event.kind}", write=True) as connection:
-            await connection.execute(insert(audit_table).values(**event_columns(event)))
+            inserted = await connection.execute(insert(audit_table).values(**event_columns(event)))
+            if not sinks:
+                return
+            key = inserted.inserted_primary_key
+            assert key is not None
+            audit_id = int(key[0])
+            request = None
+            if event.request_id is not None:
+                query = select(requests_table).where(requests_table.c.id == event.request_id)
+                row = (await connection.execute(query)).first()
+                request = None if row is None else request_from_row(row)
+            body = event_body(audit_id, event, request)
+            await connection.execute(
+                insert(outbox_table),
+                [
+                    {
+                        "sink": sink,
+                        "audit_id": audit_id,
+                        "request_id": event.request_id,
+                        "created_at": event.at,
+                        "body": body,
+                        "attempts": 0,
+                    }
+                    for sink in sinks
+                ],
+            )
 
     @bounded
     async def audit_trail(self, request_id: str) -> list[AuditEvent]:
@@ -589,7 +629,11 @@ class SqlStore:
         }
         if state is not JobState.QUEUED:
             values["finished_at"] = now
-        async with self._connection(f"settle {lease.job_id}", write=True) as connection:
+        return await self._end_attempt(f"settle {lease.job_id}", lease, values)
+
+    async def _end_attempt(self, doing: str, lease: Lease, values: dict[str, Any]) -> bool:
+        """Change the job as its owner ends an attempt; ``False`` if it holds the job no more."""
+        async with self._connection(doing, write=True) as connection:
             result = await connection.execute(
                 update(jobs_table)
                 .where(jobs_table.c.id == lease.job_id)
@@ -598,6 +642,106 @@ class SqlStore:
                 .values(**values)
             )
         return bool(result.rowcount == 1)
+
+    @bounded
+    async def reschedule(self, lease: Lease, at: datetime) -> bool:
+        """End the owner's run of a recurring job: queued again, claimable from ``at``.
+
+        Like a retry, the lease doubles as the timer; unlike one, the attempts start again.
+        """
+        values = {"owner": None, "lease_expires_at": at, "attempts": 0, "last_error": None}
+        return await self._end_attempt(f"reschedule {lease.job_id}", lease, values)
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    @bounded
+    async def undelivered(self, sink: str, limit: int) -> list[OutboxEvent]:
+        """Up to ``limit`` of ``sink``'s undelivered outbox events, oldest first."""
+        query = (
+            select(outbox_table)
+            .where(outbox_table.c.sink == sink)
+            .where(outbox_table.c.delivered_at.is_(None))
+            .order_by(outbox_table.c.id)
+            .limit(max(limit, 0))
+        )
+        async with self._connection(f"read the {sink} outbox", write=False) as connection:
+            return [outbox_from_row(row) for row in await connection.execute(query)]
+
+    async def _undelivered_now(self, doing: str, event_id: int, **values: object) -> None:
+        """Change an outbox event that is still undelivered."""
+        async with self._connection(doing, write=True) as connection:
+            await connection.execute(
+                update(outbox_table)
+                .where(outbox_table.c.id == event_id)
+                .where(outbox_table.c.delivered_at.is_(None))
+                .values(**values)
+            )
+
+    @bounded
+    async def outbox_delivered(self, event_id: int, at: datetime) -> None:
+        """Record that an outbox event was delivered."""
+        await self._undelivered_now(
+            f"mark event {event_id} delivered",
+            event_id,
+            delivered_at=at,
+            next_attempt_at=None,
+            last_error=None,
+        )
+
+    @bounded
+    async def outbox_failed(
+        self, event_id: int, *, attempts: int, retry_at: datetime, error: str
+    ) -> None:
+        """Record a failed delivery; the event is tried again from ``retry_at``."""
+        await self._undelivered_now(
+            f"record a failed delivery of {event_id}",
+            event_id,
+            attempts=attempts,
+            next_attempt_at=retry_at,
+            last_error=error,
+        )
+
+    @bounded
+    async def prune_outbox(self, sink: str, delivered_before: datetime) -> int:
+        """Delete ``sink``'s events delivered before ``delivered_before`` (the audit keeps them)."""
+        async with self._connection(f"prune the {sink} outbox", write=True) as connection:
+            result = await connection.execute(
+                delete(outbox_table)
+                .where(outbox_table.c.sink == sink)
+                .where(outbox_table.c.delivered_at < delivered_before)
+            )
+        return int(result.rowcount)
+
+    @bounded
+    async def backlog(self) -> Backlog:
+        """Open requests, executions in flight, queued and dead jobs, undelivered events.
+
+        One read transaction, so the numbers belong together.
+        """
+        requests, jobs, outbox = requests_table.c, jobs_table.c, outbox_table.c
+        open_count = select(func.count()).where(requests.state == RequestState.PENDING.value)
+        executing = select(requests_table).where(requests.state == RequestState.EXECUTING.value)
+        job_counts = (
+            select(jobs.kind, jobs.state, func.count())
+            .where(jobs.state.in_([JobState.QUEUED.value, JobState.DEAD.value]))
+            .group_by(jobs.kind, jobs.state)
+        )
+        outbox_counts = (
+            select(outbox.sink, func.count(), func.min(outbox.created_at))
+            .where(outbox.delivered_at.is_(None))
+            .group_by(outbox.sink)
+        )
+        async with self._connection("read the backlog", write=False) as connection:
+            open_requests = (await connection.execute(open_count)).scalar_one()
+            running = [request_from_row(row) for row in await connection.execute(executing)]
+            job_rows = (await connection.execute(job_counts)).all()
+            outbox_rows = (await connection.execute(outbox_counts)).all()
+        return Backlog(
+            open_requests=int(open_requests),
+            executing_since=tuple(r.decided_at or r.created_at for r in running),
+            jobs={(str(kind), str(state)): int(count) for kind, state, count in job_rows},
+            outbox={str(sink): (int(count), oldest) for sink, count, oldest in outbox_rows},
+        )
 
     @bounded
     async def ping(self) -> None:
@@ -674,9 +818,12 @@ class SqlStore:
         )
 
 
-async def open_store(database_url: str) -> SqlStore:
-    """Connect to ``DATABASE_URL`` and migrate the schema to the newest, or raise ``StoreError``."""
-    store = SqlStore(database_url)
+async def open_store(database_url: str, *, sinks: Collection[str] = ()) -> SqlStore:
+    """Connect to ``DATABASE_URL`` and migrate the schema to the newest, or raise ``StoreError``.
+
+    ``sinks`` names the outbox sinks audit events are queued for (none by default).
+    """
+    store = SqlStore(database_url, sinks=sinks)
     try:
         await store.migrate()
     except BaseException:
