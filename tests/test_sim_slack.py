@@ -363,7 +363,7 @@ async def test_unknown_usergroup(client: AsyncWebClient) -> None:
 
 async def test_unknown_method(client: AsyncWebClient) -> None:
     """A method the stand-in does not serve is unknown_method."""
-    error = await api_error(client.api_call("conversations.open"))
+    error = await api_error(client.api_call("views.publish"))
     assert error.response["error"] == "unknown_method"
 
 
@@ -634,6 +634,23 @@ def test_socket_mode_envelopes(slack: SlackStandIn) -> None:
     assert (click["type"], click["accepts_response_payload"]) == ("interactive", False)
 
 
+@pytest.mark.parametrize(
+    ("kind", "answered"),
+    [
+        ("view_submission", True),
+        ("block_suggestion", True),
+        ("view_closed", False),
+        ("shortcut", False),
+    ],
+)
+def test_socket_mode_envelopes_of_modal_interactions(
+    slack: SlackStandIn, kind: str, answered: bool
+) -> None:
+    """Submissions and options requests accept a response payload in the ack; the rest do not."""
+    envelope = slack.socket_mode_envelope("interactive", {"type": kind})
+    assert (envelope["type"], envelope["accepts_response_payload"]) == ("interactive", answered)
+
+
 def test_send_command_reaches_the_bot(slack: SlackStandIn, bot: RecordingBot) -> None:
     """send_command POSTs the signed, form-encoded command to request_url."""
     response = slack.send_command(REQUESTER, INCIDENT, "start s1 t1")
@@ -798,3 +815,95 @@ def test_real_bolt_app_round_trip(slack: SlackStandIn) -> None:
     ack = next(m for m in slack.messages(INCIDENT) if m.visible_to == REQUESTER)
     assert ack.text == "Asking for approval"
     assert [call.method for call in slack.calls] == ["auth.test", "chat.postMessage"]
+
+
+# Direct messages and permalinks.
+
+
+async def test_conversations_open_opens_one_dm_per_person(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """The first open creates the DM; the next answers the same channel as already open."""
+    first = await client.conversations_open(users=APPROVER)
+    again = await client.conversations_open(users=[APPROVER])
+    dm = first["channel"]["id"]
+    assert dm.startswith("D")
+    assert first.get("already_open") is None
+    assert (again["channel"]["id"], again["no_op"], again["already_open"]) == (dm, True, True)
+    assert dm == slack.dm(APPROVER)
+    channel = slack.workspace.channel(dm)
+    assert (channel.is_im, channel.im_user, channel.name) == (True, APPROVER, "directmessage")
+    assert [im.id for im in slack.workspace.ims()] == [dm]
+
+
+async def test_conversations_open_can_return_the_whole_im(client: AsyncWebClient) -> None:
+    """return_im answers the IM object: is_im, the user, and the read state."""
+    response = await client.conversations_open(users=APPROVER, return_im=True)
+    im = response["channel"]
+    assert (im["is_im"], im["user"], im["is_open"]) == (True, APPROVER, True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"users": "U0NOBODY"}, "user_not_found"),
+        ({"users": "U0DUMPBOT"}, "cannot_dm_bot"),
+        ({}, "users_list_not_supplied"),
+        ({"channel": "C0INCIDENT"}, "channel_not_found"),
+    ],
+)
+async def test_conversations_open_errors(
+    client: AsyncWebClient, arguments: dict[str, str], error: str
+) -> None:
+    """conversations.open refuses unknown people, the bot itself, and channels that are no DM."""
+    answer = await api_error(client.api_call("conversations.open", data=arguments))
+    assert answer.response["error"] == error
+
+
+async def test_a_dm_takes_cards_updates_and_clicks(
+    slack: SlackStandIn, client: AsyncWebClient, bot: RecordingBot
+) -> None:
+    """A card posted in a DM can be read back, updated, and clicked by its person."""
+    dm = (await client.conversations_open(users=APPROVER))["channel"]["id"]
+    ts = await post_card(client, channel=dm)
+    await client.chat_update(channel=dm, ts=ts, text="Still open", blocks=card_blocks("req-2"))
+    [card] = slack.messages(dm)
+    assert (card.text, card.edited) == ("Still open", True)
+    assert (await slack.aclick(APPROVER, dm, ts, APPROVE)).status_code == 200
+    payload = json.loads(parse_qs(bot.received[0].body.decode())["payload"][0])
+    assert payload["channel"] == {"id": dm, "name": "directmessage"}
+    assert payload["container"]["channel_id"] == dm
+    assert payload["actions"][0]["value"] == "req-2"
+
+
+async def test_posting_to_a_user_id_lands_in_their_dm(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """chat.postMessage to a user id posts in the DM with the app, as Slack does."""
+    response = await client.chat_postMessage(channel=APPROVER, text="Please approve")
+    assert response["channel"] == slack.dm(APPROVER)
+    assert [m.text for m in slack.messages(slack.dm(APPROVER))] == ["Please approve"]
+
+
+async def test_permalinks_point_at_the_message(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    """chat.getPermalink answers the team's archive link; a reply's link names its thread."""
+    ts = await post_card(client)
+    reply = (await client.chat_postMessage(channel=INCIDENT, text="r", thread_ts=ts))["ts"]
+    card = await client.chat_getPermalink(channel=INCIDENT, message_ts=ts)
+    in_thread = await client.chat_getPermalink(channel=INCIDENT, message_ts=reply)
+    base = f"https://{slack.team.domain}.slack.com/archives/{INCIDENT}"
+    assert card["channel"] == INCIDENT
+    assert card["permalink"] == f"{base}/p{ts.replace('.', '')}"
+    assert in_thread["permalink"] == (
+        f"{base}/p{reply.replace('.', '')}?thread_ts={ts}&cid={INCIDENT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("channel", "ts", "error"),
+    [("C0NOWHERE", "1.000001", "channel_not_found"), (INCIDENT, "1.000001", "message_not_found")],
+)
+async def test_permalink_errors(client: AsyncWebClient, channel: str, ts: str, error: str) -> None:
+    """A permalink needs a known channel and a message in it."""
+    answer = await api_error(client.chat_getPermalink(channel=channel, message_ts=ts))
+    assert answer.response["error"] == error
