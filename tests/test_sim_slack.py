@@ -24,6 +24,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.sim.server import ThreadedServer
 from bot.sim.slack import SlackStandIn
+from tests.fakes import EpochClock
 
 TOKEN = "xoxb-sim-test-token"
 SECRET = "sim-test-signing-secret"
@@ -56,21 +57,6 @@ def card_blocks(request_id: str = "req-1") -> list[dict[str, Any]]:
             ],
         },
     ]
-
-
-class FakeClock:
-    """Epoch seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_732_800_000.0
-
-    def __call__(self) -> float:
-        """The current reading."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 @dataclass
@@ -106,12 +92,12 @@ class RecordingBot:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def slack(clock: FakeClock) -> Iterator[SlackStandIn]:
+def slack(clock: EpochClock) -> Iterator[SlackStandIn]:
     stand_in = SlackStandIn(TOKEN, SECRET, clock=clock).with_sample_workspace()
     with stand_in:
         yield stand_in
@@ -186,7 +172,7 @@ async def test_post_message_stores_the_card(slack: SlackStandIn, client: AsyncWe
 
 
 async def test_timestamps_increase_strictly(
-    slack: SlackStandIn, client: AsyncWebClient, clock: FakeClock
+    slack: SlackStandIn, client: AsyncWebClient, clock: EpochClock
 ) -> None:
     """Messages posted while the clock stands still still get strictly increasing ts strings."""
     stamps = [
@@ -508,7 +494,7 @@ async def test_response_url_takes_five_posts(slack: SlackStandIn) -> None:
     assert [post.status for post in slack.response_posts] == [200] * 5 + [404]
 
 
-async def test_response_url_expires(slack: SlackStandIn, clock: FakeClock) -> None:
+async def test_response_url_expires(slack: SlackStandIn, clock: EpochClock) -> None:
     """A response URL older than 30 minutes is answered 404 expired_url."""
     url = slack.build_slash_command(REQUESTER, INCIDENT, "help")["response_url"]
     clock.advance(30 * 60 + 1)

@@ -8,16 +8,12 @@ a real Bolt ``AsyncApp``, so the payloads are known to route to Bolt's listeners
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
@@ -25,214 +21,32 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sim.server import ThreadedServer
 from bot.sim.slack import MissingInputError, SlackStandIn, View
+from tests.fakes import EpochClock
+from tests.modal_helpers import (
+    STREAMS,
+    Answer,
+    FakeBot,
+    JsonDict,
+    deny_view,
+    open_modal,
+    option,
+    start_view,
+    text,
+)
 
 TOKEN = "xoxb-sim-modal-token"
 SECRET = "sim-modal-signing-secret"
 REQUESTER, APPROVER, OUTSIDER = "U0REQUESTER", "U0APPROVER1", "U0OUTSIDER"
 INCIDENT = "C0INCIDENT"
-STREAMS = ["orders-stream", "clicks-stream", "orders-archive-stream"]
-TASKS = {"orders-stream": ["orders-to-obs", "orders-archive"], "clicks-stream": ["clicks-to-obs"]}
-JsonDict = dict[str, Any]
-
-
-def text(value: str) -> JsonDict:
-    return {"type": "plain_text", "text": value}
-
-
-def option(value: str) -> JsonDict:
-    return {"text": text(value), "value": value}
-
-
-def deny_view(metadata: str = "dt-k7m2q9xa") -> JsonDict:
-    """A modal like the bot's "Deny with a reason": a section and one required input."""
-    return {
-        "type": "modal",
-        "callback_id": "dumptask.deny",
-        "private_metadata": metadata,
-        "title": text("Deny the request"),
-        "submit": text("Deny"),
-        "close": text("Cancel"),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "Deny *dt-k7m2q9xa*?"}},
-            {
-                "type": "input",
-                "block_id": "reason",
-                "label": text("Why?"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "reason_text",
-                    "multiline": True,
-                },
-            },
-        ],
-    }
-
-
-def start_view(stream: str | None = None) -> JsonDict:
-    """A start modal: a stream picked from the bot's options, then that stream's tasks."""
-    blocks: list[JsonDict] = [
-        {
-            "type": "input",
-            "block_id": "stream",
-            "dispatch_action": True,
-            "label": text("Stream"),
-            "element": {
-                "type": "external_select",
-                "action_id": "stream_select",
-                "min_query_length": 1,
-                "placeholder": text("Find a stream"),
-            },
-        }
-    ]
-    if stream is not None:
-        blocks.append(
-            {
-                "type": "input",
-                "block_id": "tasks",
-                "label": text("Tasks"),
-                "element": {
-                    "type": "multi_static_select",
-                    "action_id": "tasks_select",
-                    "options": [option(task) for task in TASKS[stream]],
-                },
-            }
-        )
-    blocks += [
-        {
-            "type": "input",
-            "block_id": "action",
-            "label": text("Action"),
-            "element": {
-                "type": "radio_buttons",
-                "action_id": "action_choice",
-                "options": [option("start"), option("stop")],
-                "initial_option": option("start"),
-            },
-        },
-        {
-            "type": "input",
-            "block_id": "channel",
-            "optional": True,
-            "label": text("Post the card in"),
-            "element": {"type": "conversations_select", "action_id": "channel_select"},
-        },
-        {
-            "type": "input",
-            "block_id": "priority",
-            "optional": True,
-            "label": text("Priority"),
-            "element": {
-                "type": "static_select",
-                "action_id": "priority_select",
-                "options": [option("low"), option("high")],
-            },
-        },
-        {
-            "type": "input",
-            "block_id": "note",
-            "optional": True,
-            "label": text("Reason"),
-            "element": {"type": "plain_text_input", "action_id": "note_text"},
-        },
-    ]
-    return {
-        "type": "modal",
-        "callback_id": "dumptask.start",
-        "external_id": "start-U0REQUESTER",
-        "title": text("Start dump tasks"),
-        "submit": text("Ask for approval"),
-        "notify_on_close": True,
-        "blocks": blocks,
-    }
-
-
-Answer = JsonDict | None
-
-
-@dataclass
-class FakeBot:
-    """A tiny bot: opens ``view`` on a command or shortcut and answers as each test tells it.
-
-    ``answers`` are popped for each submission (an empty ack when there are none left);
-    a dispatching select of a stream updates the modal with that stream's tasks; options are
-    the streams whose name contains what was typed.
-    """
-
-    api_url: str
-    view: JsonDict = field(default_factory=deny_view)
-    answers: list[Answer] = field(default_factory=list)
-    status: int = 200
-    delay: float = 0.0
-    payloads: list[JsonDict] = field(default_factory=list)
-    bodies: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    api_errors: list[str] = field(default_factory=list)
-
-    def app(self) -> web.Application:
-        async def events(request: web.Request) -> web.Response:
-            body = await request.read()
-            self.bodies.append((dict(request.headers), body))
-            fields = {key: values[0] for key, values in parse_qs(body.decode()).items()}
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if "payload" not in fields:
-                await self.open(fields["trigger_id"])
-                return web.Response(status=self.status)
-            payload = json.loads(fields["payload"])
-            self.payloads.append(payload)
-            answer = await self.answer(payload)
-            if answer is None:
-                return web.Response(status=self.status)
-            return web.json_response(answer, status=self.status)
-
-        app = web.Application()
-        app.router.add_post("/slack/events", events)
-        return app
-
-    async def open(self, trigger_id: str) -> None:
-        try:
-            await self.client().views_open(trigger_id=trigger_id, view=self.view)
-        except SlackApiError as error:
-            self.api_errors.append(error.response["error"])
-
-    async def answer(self, payload: JsonDict) -> Answer:
-        kind = payload["type"]
-        if kind == "shortcut":
-            await self.open(payload["trigger_id"])
-        elif kind == "block_suggestion":
-            typed = payload["value"]
-            return {"options": [option(name) for name in STREAMS if typed in name]}
-        elif kind == "block_actions" and payload["container"]["type"] == "view":
-            chosen = payload["actions"][0]["selected_option"]["value"]
-            view = payload["view"]
-            await self.client().views_update(
-                view_id=view["id"], hash=view["hash"], view=start_view(chosen)
-            )
-        elif kind == "view_submission" and self.answers:
-            return self.answers.pop(0)
-        return None
-
-    def client(self) -> AsyncWebClient:
-        return AsyncWebClient(token=TOKEN, base_url=self.api_url)
-
-
-class FakeClock:
-    """Epoch seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_732_800_000.0
-
-    def __call__(self) -> float:
-        """The current reading."""
-        return self.now
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def slack(clock: FakeClock) -> Iterator[SlackStandIn]:
+def slack(clock: EpochClock) -> Iterator[SlackStandIn]:
     with SlackStandIn(TOKEN, SECRET, clock=clock).with_sample_workspace() as stand_in:
         yield stand_in
 
@@ -244,7 +58,7 @@ def client(slack: SlackStandIn) -> AsyncWebClient:
 
 @pytest.fixture
 def bot(slack: SlackStandIn) -> Iterator[FakeBot]:
-    fake = FakeBot(slack.api_url)
+    fake = FakeBot(slack.api_url, TOKEN)
     with ThreadedServer(fake.app()) as server:
         slack.request_url = f"{server.url}/slack/events"
         yield fake
@@ -321,7 +135,7 @@ async def test_a_trigger_id_the_stand_in_never_minted_is_refused(
 
 
 async def test_a_trigger_id_expires_after_three_seconds(
-    slack: SlackStandIn, client: AsyncWebClient, clock: FakeClock
+    slack: SlackStandIn, client: AsyncWebClient, clock: EpochClock
 ) -> None:
     """A trigger id older than trigger_ttl (Slack's 3 s) is expired_trigger_id."""
     late = slack.mint_trigger_id(APPROVER)
@@ -760,12 +574,7 @@ async def test_only_the_view_a_person_sees_can_be_submitted(
 
 def test_socket_mode_submissions_apply_the_acks_payload(slack: SlackStandIn) -> None:
     """Over Socket Mode the test delivers the payload and hands the ack's payload back."""
-    response = httpx.post(
-        f"{slack.api_url}views.open",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        json={"trigger_id": slack.mint_trigger_id(APPROVER), "view": deny_view()},
-    ).json()
-    view_id = response["view"]["id"]
+    view_id = open_modal(slack, APPROVER, deny_view())
     payload = slack.build_view_submission(APPROVER, view_id, {"reason_text": "x"})
     envelope = slack.socket_mode_envelope("interactive", payload)
     assert envelope["accepts_response_payload"] is True
@@ -800,7 +609,7 @@ async def test_options_requests_go_to_the_options_load_url(
     slack: SlackStandIn, client: AsyncWebClient, bot: FakeBot
 ) -> None:
     """With an options load URL set, options requests go there and nothing else does."""
-    options_bot = FakeBot(slack.api_url)
+    options_bot = FakeBot(slack.api_url, TOKEN)
     with ThreadedServer(options_bot.app()) as server:
         slack.options_url = f"{server.url}/slack/events"
         view = await open_view(client, slack, start_view())
@@ -998,3 +807,22 @@ def test_real_bolt_app_handles_the_modal_payloads(slack: SlackStandIn) -> None:
         assert slack.close_view(REQUESTER, again.id) is not None
     [values] = submitted
     assert values["tasks"]["tasks_select"]["selected_options"] == [option("clicks-to-obs")]
+
+
+async def test_a_button_in_a_modal_is_sent_with_its_value(
+    slack: SlackStandIn, client: AsyncWebClient, bot: FakeBot
+) -> None:
+    """A button in a modal's actions block dispatches at once, with its text and value."""
+    shown = deny_view()
+    shown["blocks"].append(
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": "more", "text": text("More"), "value": "v"}
+            ],
+        }
+    )
+    view = await open_view(client, slack, shown)
+    assert await slack.aselect_in_view(APPROVER, view.id, "more") is not None
+    [action] = bot.payloads[-1]["actions"]
+    assert (action["type"], action["text"], action["value"]) == ("button", text("More"), "v")

@@ -20,11 +20,12 @@ runs on its own thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import httpx
 
@@ -52,6 +53,7 @@ from bot.sim.slack_blockkit import (
 )
 from bot.sim.slack_client import (
     EnvelopeKind,
+    Installation,
     JsonDict,
     block_actions_payload,
     block_suggestion_payload,
@@ -86,9 +88,23 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 ACK_TIMEOUT_SECONDS = 3.0
 # Slack still sends its deprecated verification token in every payload; Bolt ignores it.
 VERIFICATION_TOKEN = "sim-verification-token"  # noqa: S105 - a fixed sample, not a secret
+
+
+def blocking(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The same call for callers that run no event loop of their own: it runs one.
+
+    Every ``a``-prefixed sender of ``SlackStandIn`` has such a twin without the prefix.
+    """
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(method(*args, **kwargs))
+
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,9 +445,8 @@ class SlackStandIn(StartStop):
         """The payload of ``user_id`` running the app's global shortcut ``callback_id``."""
         user = self.workspace.user(user_id)
         return shortcut_payload(
-            team=self.team,
-            verification_token=self.verification_token,
-            user=user,
+            self._installation,
+            user,
             callback_id=callback_id,
             trigger_id=self.workspace.mint_trigger(user.id),
             action_ts=_action_ts(),
@@ -454,11 +469,9 @@ class SlackStandIn(StartStop):
             lambda modals: modals.submit(user.id, view_id, values or {})
         )
         return view_submission_payload(
-            team=self.team,
-            app_id=self.bot.app_id,
-            verification_token=self.verification_token,
-            user=user,
-            view=self._view_payload(view),
+            self._installation,
+            user,
+            self._view_payload(view),
             trigger_id=self.workspace.mint_trigger(user.id),
         )
 
@@ -477,14 +490,12 @@ class SlackStandIn(StartStop):
         )
         view = self.workspace.view(view_id)
         return view_action_payload(
-            team=self.team,
-            app_id=self.bot.app_id,
-            verification_token=self.verification_token,
-            user=user,
-            view=self._view_payload(view),
+            self._installation,
+            user,
+            self._view_payload(view),
             block_id=block["block_id"],
             element=element,
-            state=view.state()[block["block_id"]][element["action_id"]],
+            state=view.state().get(block["block_id"], {}).get(element["action_id"], {}),
             trigger_id=self.workspace.mint_trigger(user.id),
             action_ts=_action_ts(),
         )
@@ -499,11 +510,9 @@ class SlackStandIn(StartStop):
         if element["type"] not in ("external_select", "multi_external_select"):
             raise LookupError(f"{action_id!r} is a {element['type']}, not an external select")
         return block_suggestion_payload(
-            team=self.team,
-            app_id=self.bot.app_id,
-            verification_token=self.verification_token,
-            user=user,
-            view=self._view_payload(view),
+            self._installation,
+            user,
+            self._view_payload(view),
             block_id=block["block_id"],
             action_id=element["action_id"],
             value=value,
@@ -524,20 +533,6 @@ class SlackStandIn(StartStop):
         does it. See ``slack_views`` for what each ``response_action`` does.
         """
         self.workspace.change_view(lambda modals: modals.answer_submission(view_id, answer))
-
-    def send_command(
-        self,
-        user_id: str,
-        channel_id: str,
-        text: str,
-        *,
-        timestamp: int | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """``asend_command`` for tests that run no event loop of their own."""
-        return _run(
-            self.asend_command(user_id, channel_id, text, timestamp=timestamp, signature=signature)
-        )
 
     async def asend_command(
         self,
@@ -565,31 +560,7 @@ class SlackStandIn(StartStop):
         self._after_command(fields, response)
         return response
 
-    def click(
-        self,
-        user_id: str,
-        channel_id: str,
-        message_ts: str,
-        action_id: str,
-        value: str | None = None,
-        *,
-        message: Message | None = None,
-        timestamp: int | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """``aclick`` for tests that run no event loop of their own."""
-        return _run(
-            self.aclick(
-                user_id,
-                channel_id,
-                message_ts,
-                action_id,
-                value,
-                message=message,
-                timestamp=timestamp,
-                signature=signature,
-            )
-        )
+    send_command = blocking(asend_command)
 
     async def aclick(
         self,
@@ -609,27 +580,13 @@ class SlackStandIn(StartStop):
         )
         return await self._interact(payload, timestamp=timestamp, signature=signature)
 
-    def shortcut(self, user_id: str, callback_id: str) -> httpx.Response:
-        """``ashortcut`` for tests that run no event loop of their own."""
-        return _run(self.ashortcut(user_id, callback_id))
+    click = blocking(aclick)
 
     async def ashortcut(self, user_id: str, callback_id: str) -> httpx.Response:
         """Run the app's global shortcut as ``user_id``; Slack ignores the answer's body."""
         return await self._interact(self.build_shortcut(user_id, callback_id))
 
-    def submit_view(
-        self,
-        user_id: str,
-        view_id: str,
-        values: Mapping[str, object] | None = None,
-        *,
-        timestamp: int | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """``asubmit_view`` for tests that run no event loop of their own."""
-        return _run(
-            self.asubmit_view(user_id, view_id, values, timestamp=timestamp, signature=signature)
-        )
+    shortcut = blocking(ashortcut)
 
     async def asubmit_view(
         self,
@@ -672,9 +629,7 @@ class SlackStandIn(StartStop):
                 self._view_failed(view_id, "invalid_response")
         return response
 
-    def close_view(self, user_id: str, view_id: str) -> httpx.Response | None:
-        """``aclose_view`` for tests that run no event loop of their own."""
-        return _run(self.aclose_view(user_id, view_id))
+    submit_view = blocking(asubmit_view)
 
     async def aclose_view(self, user_id: str, view_id: str) -> httpx.Response | None:
         """``user_id`` dismisses their modal; the bot hears of it only with ``notify_on_close``.
@@ -687,20 +642,14 @@ class SlackStandIn(StartStop):
         if not view.definition.get("notify_on_close"):
             return None
         payload = view_closed_payload(
-            team=self.team,
-            app_id=self.bot.app_id,
-            verification_token=self.verification_token,
-            user=user,
-            view=self._view_payload(view),
+            self._installation,
+            user,
+            self._view_payload(view),
             is_cleared=len(stack) > 1,
         )
         return await self._interact(payload)
 
-    def select_in_view(
-        self, user_id: str, view_id: str, action_id: str, selected: object = None
-    ) -> httpx.Response | None:
-        """``aselect_in_view`` for tests that run no event loop of their own."""
-        return _run(self.aselect_in_view(user_id, view_id, action_id, selected))
+    close_view = blocking(aclose_view)
 
     async def aselect_in_view(
         self, user_id: str, view_id: str, action_id: str, selected: object = None
@@ -719,11 +668,7 @@ class SlackStandIn(StartStop):
             return None
         return await self._interact(payload)
 
-    def suggest_options(
-        self, user_id: str, view_id: str, action_id: str, value: str
-    ) -> Suggestions:
-        """``asuggest_options`` for tests that run no event loop of their own."""
-        return _run(self.asuggest_options(user_id, view_id, action_id, value))
+    select_in_view = blocking(aselect_in_view)
 
     async def asuggest_options(
         self, user_id: str, view_id: str, action_id: str, value: str
@@ -753,6 +698,8 @@ class SlackStandIn(StartStop):
             )
         )
         return Suggestions(response, options, groups)
+
+    suggest_options = blocking(asuggest_options)
 
     # Internals.
 
@@ -802,6 +749,10 @@ class SlackStandIn(StartStop):
             raise LookupError(f"{user_id} has no open view {view_id}")
         return view
 
+    @property
+    def _installation(self) -> Installation:
+        return Installation(self.team, self.bot.app_id, self.verification_token)
+
     def _view_payload(self, view: View) -> JsonDict:
         return view.as_payload(self.team.id, self.bot.app_id, self.bot.bot_id)
 
@@ -838,11 +789,6 @@ class SlackStandIn(StartStop):
     def _command_failed(self, fields: dict[str, str], error: str) -> None:
         text = f'{fields["command"]} failed with the error "{error}"'
         self.workspace.add_slackbot_notice(fields["channel_id"], fields["user_id"], text)
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine for a caller without an event loop of its own."""
-    return asyncio.run(coroutine)
 
 
 def _action_ts() -> str:

@@ -510,13 +510,8 @@ class Workspace:
         }
 
     def _update(self, args: JsonDict) -> JsonDict:
-        channel_id = str(args.get("channel") or "")
-        if channel_id not in self._channels:
-            raise ApiError("channel_not_found")
-        try:
-            message = self._find(channel_id, str(args.get("ts") or ""))
-        except KeyError:
-            raise ApiError("message_not_found") from None
+        message = self._message_in(args, "ts")
+        channel_id = message.channel
         if message.is_ephemeral or message.user != self.bot.user_id:
             raise ApiError("cant_update_message")
         has_text, has_blocks = "text" in args, "blocks" in args
@@ -567,13 +562,8 @@ class Workspace:
 
     def _permalink(self, args: JsonDict) -> JsonDict:
         """``chat.getPermalink``: a thread reply's link also names its thread and channel."""
-        channel_id = str(args.get("channel") or "")
-        if channel_id not in self._channels:
-            raise ApiError("channel_not_found")
-        try:
-            message = self._find(channel_id, str(args.get("message_ts") or ""))
-        except KeyError:
-            raise ApiError("message_not_found") from None
+        message = self._message_in(args, "message_ts")
+        channel_id = message.channel
         if message.is_ephemeral:
             raise ApiError("message_not_found")
         link = (
@@ -924,6 +914,16 @@ class Workspace:
         self._messages[channel_id].append(message)
         self._changed()
         return message
+
+    def _message_in(self, args: JsonDict, ts_argument: str) -> Message:
+        """The message ``channel`` and ``ts_argument`` name, or Slack's error for either."""
+        channel_id = str(args.get("channel") or "")
+        if channel_id not in self._channels:
+            raise ApiError("channel_not_found")
+        try:
+            return self._find(channel_id, str(args.get(ts_argument) or ""))
+        except KeyError:
+            raise ApiError("message_not_found") from None
 
     def _open_im(self, user: str) -> tuple[Channel, bool]:
         channel_id = f"D{user[1:]}"

@@ -304,14 +304,7 @@ class _Checker:
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
             self.fail(pointer, "a block must be an object with a type")
             return
-        block_id = block.get("block_id")
-        if block_id is None:
-            block["block_id"] = block_id = self._new_id(block_ids)
-        elif not isinstance(block_id, str) or not 0 < len(block_id) <= ID_MAX:
-            self.fail(f"{pointer}/block_id", f"must be a string of 1 to {ID_MAX} characters")
-        elif block_id in block_ids:
-            self.fail(f"{pointer}/block_id", f"duplicate block_id {block_id!r}")
-        block_ids.add(str(block_id))
+        self.unique_id(block, "block_id", pointer, block_ids)
         kind = block["type"]
         check = getattr(self, f"block_{kind}", None)
         if check is None:
@@ -385,7 +378,7 @@ class _Checker:
         if kind not in _INTERACTIVE or (accessory and kind in _TEXT_INPUTS):
             self.fail(f"{pointer}/type", f"unsupported element type {kind!r} here")
             return
-        self.action_id(element, pointer, action_ids)
+        self.unique_id(element, "action_id", pointer, action_ids)
         if element.get("placeholder") is not None:
             self.text(
                 element["placeholder"], f"{pointer}/placeholder", limit=PLACEHOLDER_MAX, plain=True
@@ -402,15 +395,16 @@ class _Checker:
         elif kind in _EXTERNAL_MENUS:
             self.external(element, pointer)
 
-    def action_id(self, element: JsonDict, pointer: str, taken: set[str]) -> None:
-        action_id = element.get("action_id")
-        if action_id is None:
-            element["action_id"] = action_id = self._new_id(taken)
-        elif not isinstance(action_id, str) or not 0 < len(action_id) <= ID_MAX:
-            self.fail(f"{pointer}/action_id", f"must be a string of 1 to {ID_MAX} characters")
-        elif action_id in taken:
-            self.fail(f"{pointer}/action_id", f"duplicate action_id {action_id!r}")
-        taken.add(str(action_id))
+    def unique_id(self, holder: JsonDict, key: str, pointer: str, taken: set[str]) -> None:
+        """A ``block_id`` or ``action_id``: Slack invents a missing one, refuses a repeat."""
+        value = holder.get(key)
+        if value is None:
+            holder[key] = value = self._new_id(taken)
+        elif not isinstance(value, str) or not 0 < len(value) <= ID_MAX:
+            self.fail(f"{pointer}/{key}", f"must be a string of 1 to {ID_MAX} characters")
+        elif value in taken:
+            self.fail(f"{pointer}/{key}", f"duplicate {key} {value!r}")
+        taken.add(str(value))
 
     def text_input(self, element: JsonDict, pointer: str) -> None:
         self.string(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from bot.sim.slack_api import Channel, Message, Team, User, find_button
 
 __all__ = [
     "EnvelopeKind",
+    "Installation",
     "block_actions_payload",
     "block_suggestion_payload",
     "click_body",
@@ -135,88 +137,49 @@ def block_actions_payload(
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """The app as installed in a workspace: what every interaction payload names."""
+
+    team: Team
+    app_id: str
+    verification_token: str
+
+
 def view_submission_payload(
-    *,
-    team: Team,
-    app_id: str,
-    verification_token: str,
-    user: User,
-    view: JsonDict,
-    trigger_id: str,
+    app: Installation, user: User, view: JsonDict, *, trigger_id: str
 ) -> JsonDict:
     """A person submitting a modal: the whole view, its ``state.values`` filled in."""
-    return {
-        "type": "view_submission",
-        "team": _team(team),
-        "user": _user(user, team),
-        "api_app_id": app_id,
-        "token": verification_token,
+    return _about(app, "view_submission", user) | {
         "trigger_id": trigger_id,
         "view": view,
         "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
     }
 
 
 def view_closed_payload(
-    *,
-    team: Team,
-    app_id: str,
-    verification_token: str,
-    user: User,
-    view: JsonDict,
-    is_cleared: bool,
+    app: Installation, user: User, view: JsonDict, *, is_cleared: bool
 ) -> JsonDict:
     """A person dismissing a modal whose view asked for ``notify_on_close``."""
-    return {
-        "type": "view_closed",
-        "team": _team(team),
-        "user": _user(user, team),
-        "api_app_id": app_id,
-        "token": verification_token,
-        "view": view,
-        "is_cleared": is_cleared,
-        "is_enterprise_install": False,
-        "enterprise": None,
-    }
+    return _about(app, "view_closed", user) | {"view": view, "is_cleared": is_cleared}
 
 
 def block_suggestion_payload(
-    *,
-    team: Team,
-    app_id: str,
-    verification_token: str,
-    user: User,
-    view: JsonDict,
-    block_id: str,
-    action_id: str,
-    value: str,
+    app: Installation, user: User, view: JsonDict, *, block_id: str, action_id: str, value: str
 ) -> JsonDict:
     """An options request: what a person typed in an external select of a modal."""
-    return {
-        "type": "block_suggestion",
-        "user": _user(user, team),
-        "container": {"type": "view", "view_id": view["id"]},
-        "api_app_id": app_id,
-        "token": verification_token,
+    return _from_view(app, "block_suggestion", user, view) | {
         "action_id": action_id,
         "block_id": block_id,
         "value": value,
-        "team": _team(team),
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": view,
     }
 
 
 def view_action_payload(
-    *,
-    team: Team,
-    app_id: str,
-    verification_token: str,
+    app: Installation,
     user: User,
     view: JsonDict,
+    *,
     block_id: str,
     element: JsonDict,
     state: JsonDict,
@@ -238,37 +201,22 @@ def view_action_payload(
     if "placeholder" in element:
         action["placeholder"] = element["placeholder"]
     action["action_ts"] = action_ts
-    return {
-        "type": "block_actions",
-        "user": _user(user, team),
-        "api_app_id": app_id,
-        "token": verification_token,
-        "container": {"type": "view", "view_id": view["id"]},
+    return _from_view(app, "block_actions", user, view) | {
         "trigger_id": trigger_id,
-        "team": _team(team),
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": view,
         "actions": [action],
     }
 
 
 def shortcut_payload(
-    *,
-    team: Team,
-    verification_token: str,
-    user: User,
-    callback_id: str,
-    trigger_id: str,
-    action_ts: str,
+    app: Installation, user: User, *, callback_id: str, trigger_id: str, action_ts: str
 ) -> JsonDict:
     """A global shortcut (the lightning menu), which carries a trigger id and nothing else."""
     return {
         "type": "shortcut",
-        "token": verification_token,
+        "token": app.verification_token,
         "action_ts": action_ts,
-        "team": _team(team),
-        "user": {"id": user.id, "username": user.name, "team_id": team.id},
+        "team": _team(app.team),
+        "user": {"id": user.id, "username": user.name, "team_id": app.team.id},
         "is_enterprise_install": False,
         "enterprise": None,
         "callback_id": callback_id,
@@ -299,6 +247,27 @@ def command_body(fields: dict[str, str]) -> bytes:
 def click_body(payload: JsonDict) -> bytes:
     """An interaction (a click, a submission...) over HTTP: one ``payload`` field of JSON."""
     return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _about(app: Installation, kind: str, user: User) -> JsonDict:
+    """What every interaction with a modal carries: its type, who, the app and workspace."""
+    return {
+        "type": kind,
+        "team": _team(app.team),
+        "user": _user(user, app.team),
+        "api_app_id": app.app_id,
+        "token": app.verification_token,
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def _from_view(app: Installation, kind: str, user: User, view: JsonDict) -> JsonDict:
+    """An interaction from inside a modal: the view is its container and comes with it."""
+    return _about(app, kind, user) | {
+        "container": {"type": "view", "view_id": view["id"]},
+        "view": view,
+    }
 
 
 def _user(user: User, team: Team) -> JsonDict:

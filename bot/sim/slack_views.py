@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.sim.slack_blockkit import (
+    INPUT_ELEMENTS,
     check_view,
     element_state,
     initial_state,
@@ -32,7 +33,7 @@ from bot.sim.slack_blockkit import (
 )
 from bot.sim.slack_errors import ApiError
 
-__all__ = ["MAX_STACK", "MissingInputError", "Modals", "View"]
+__all__ = ["MAX_STACK", "REQUIRED", "TROUBLE", "MissingInputError", "Modals", "View"]
 
 JsonDict = dict[str, Any]
 
@@ -266,9 +267,10 @@ class Modals:
         """
         view = self._open_view(view_id)
         block, element = locate(view.definition, key)
-        loaded = view.loaded.get((block["block_id"], element["action_id"]), [])
-        state = element_state(element, entered, loaded)
-        view.values.setdefault(block["block_id"], {})[element["action_id"]] = state
+        if element["type"] in INPUT_ELEMENTS:  # a button holds no state
+            loaded = view.loaded.get((block["block_id"], element["action_id"]), [])
+            state = element_state(element, entered, loaded)
+            view.values.setdefault(block["block_id"], {})[element["action_id"]] = state
         return copy.deepcopy(block), copy.deepcopy(element)
 
     def remember_options(
@@ -370,7 +372,7 @@ class Modals:
                     element, old
                 )
         view.definition, view.values, view.hash = definition, kept, self._new_hash()
-        view.errors, view.failure, view.loaded = {}, None, {}
+        view.errors, view.failure = {}, None
 
     def _close(self, user: str, *, everything: bool) -> None:
         stack = self._stacks.get(user, [])
