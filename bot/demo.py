@@ -5,7 +5,8 @@ Three servers on loopback, wired the way production is:
 - the DIS stand-in with the sample streams of ``dis_sample.json`` (tasks RUNNING, PAUSED and
   ERROR; a start takes two seconds to show);
 - the Slack stand-in with the sample workspace (alice asks, bob and carol approve, mallory is
-  an outsider, all in ``#incident``) and the page (``slack_page``) that shows the channel;
+  an outsider, all in ``#incident``) and the page (``slack_page``) that shows the channel, the
+  people's DMs with the app, the modals the bot opens, and a DIS console beside them;
 - the real bot, built by ``create_bot`` and served by uvicorn exactly as ``serve`` does, with a
   fresh SQLite database in a temporary directory.
 
@@ -142,7 +143,7 @@ class DemoStack(StartStop):
             slack = SlackStandIn(
                 bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, host=HOST, port=self._port
             ).with_sample_workspace()
-            install_page(slack, PageConfig(roles=ROLES, default_channel=CHANNEL))
+            install_page(slack, PageConfig(roles=ROLES, default_channel=CHANNEL), dis=dis)
             resources.enter_context(slack)
             settings = demo_settings(slack, dis, directory / "demo.db")
             bot = resources.enter_context(BotThread(settings))

@@ -53,6 +53,20 @@ def make_request(request_id: str = "dt-test2345", *, minutes: float = 0, **chang
     return replace(request, **changes)
 
 
+class EpochClock:
+    """Epoch seconds that move only when the test says so, as the Slack stand-in's ``clock``."""
+
+    def __init__(self, start: float = 1_732_800_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
 class FakeClock:
     """Wall time, monotonic time and ``sleep`` that move only when the test (or a sleep) says so."""
 

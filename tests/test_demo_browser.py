@@ -3,6 +3,10 @@
 Debian's Chromium (/usr/bin/chromium) is launched through Playwright, never a downloaded browser.
 Without it the tests skip, except under CI=true, where a missing browser is a failure (CI
 installs it). The final channel is saved to out/demo-final.png as a CI artifact.
+
+The real bot opens no modals yet, so the modal tests serve the page from a bare Slack stand-in
+whose requests go to a fake bot (``tests.modal_helpers``), and open the modal through the Web
+API with a trigger id minted for the person at the keyboard, as the bot would.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,7 +25,11 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from bot.demo import BOT_TOKEN, CHANNEL, DemoStack
+from bot.sim.server import ThreadedServer
+from bot.sim.slack import SlackStandIn
+from bot.sim.slack_page import PageConfig, install_page
 from tests.flow_helpers import wait_for_stored_card
+from tests.modal_helpers import FakeBot, call_api, deny_view, open_modal, option, start_view
 
 pytestmark = pytest.mark.browser
 
@@ -57,17 +66,48 @@ def demo() -> Iterator[DemoStack]:
         yield stack
 
 
-@pytest.fixture
-def page(browser, demo) -> Iterator[Page]:
+def open_page(browser: Browser, url: str) -> Iterator[Page]:
+    """The page at ``url`` once it is ready; fails the test if the page raised anything."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(demo.url)
+    page.goto(url)
     expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=WAIT_MS)
     yield page
     context.close()
     assert errors == [], f"the page raised: {errors}"
+
+
+@pytest.fixture
+def page(browser, demo) -> Iterator[Page]:
+    yield from open_page(browser, demo.url)
+
+
+@pytest.fixture
+def modal_slack() -> Iterator[SlackStandIn]:
+    """A bare Slack stand-in serving the page, with no DIS and no real bot."""
+    stand_in = SlackStandIn(bot_token=BOT_TOKEN, signing_secret="browser-modal-secret")
+    install_page(stand_in.with_sample_workspace(), PageConfig())
+    with stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def fake_bot(modal_slack) -> Iterator[FakeBot]:
+    fake = FakeBot(modal_slack.api_url, BOT_TOKEN)
+    with ThreadedServer(fake.app()) as server:
+        modal_slack.request_url = f"{server.url}/slack/events"
+        yield fake
+
+
+@pytest.fixture
+def modal_page(browser, modal_slack, fake_bot) -> Iterator[Page]:
+    yield from open_page(browser, f"{modal_slack.url}/")
+
+
+def submissions(bot: FakeBot) -> list[dict[str, Any]]:
+    return [payload for payload in bot.payloads if payload["type"] == "view_submission"]
 
 
 def act_as(page: Page, user_id: str) -> None:
@@ -216,3 +256,129 @@ def test_switching_people_during_a_poll_shows_only_the_new_persons_messages(page
     expect(ephemeral).to_have_count(1, timeout=WAIT_MS)
     expect(ephemeral).to_contain_text("Dump tasks of stream", timeout=WAIT_MS)
     expect(ephemeral).not_to_contain_text("/dumptask start")
+
+
+# Modals, driven by a fake bot.
+
+
+def test_a_modal_the_bot_opens_shows_its_errors_until_it_is_right(
+    modal_page, modal_slack, fake_bot
+):
+    """Bob sees the bot's modal, submits blanks, reads the bot's error, fixes it; it closes."""
+    act_as(modal_page, "U0APPROVER1")
+    fake_bot.answers = [{"response_action": "errors", "errors": {"reason": "Say why, please."}}]
+    open_modal(modal_slack, "U0APPROVER1", deny_view())
+    dialog = modal_page.get_by_role("dialog", name="Deny the request")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    expect(dialog).to_contain_text("Deny dt-k7m2q9xa?")
+    reason = dialog.get_by_label("Why?")
+
+    dialog.get_by_role("button", name="Deny").click()
+    expect(dialog.locator(".view-error")).to_have_text("Please complete this required field.")
+    assert fake_bot.payloads == []
+
+    reason.fill("   ")
+    dialog.get_by_role("button", name="Deny").click()
+    expect(dialog.locator(".view-error")).to_have_text("Say why, please.", timeout=WAIT_MS)
+    expect(reason).to_have_value("   ")
+
+    reason.fill("Superseded by INC-43")
+    dialog.get_by_role("button", name="Deny").click()
+    expect(dialog).to_have_count(0, timeout=WAIT_MS)
+    [blank, fixed] = submissions(fake_bot)
+    assert blank["view"]["state"]["values"]["reason"]["reason_text"]["value"] == "   "
+    assert fixed["view"]["state"]["values"]["reason"]["reason_text"] == {
+        "type": "plain_text_input",
+        "value": "Superseded by INC-43",
+    }
+    assert fixed["user"]["id"] == "U0APPROVER1"
+    assert fixed["view"]["private_metadata"] == "dt-k7m2q9xa"
+
+
+def test_a_stream_chosen_from_the_bots_options_updates_the_modal(modal_page, modal_slack, fake_bot):
+    """Typing asks the bot for streams; choosing one makes it add the stream's tasks."""
+    open_modal(modal_slack, "U0REQUESTER", start_view())
+    dialog = modal_page.get_by_role("dialog", name="Start dump tasks")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    dialog.get_by_label("Reason").fill("INC-42")
+    stream = dialog.get_by_role("combobox", name="Stream")
+    stream.fill("clicks")
+    dialog.get_by_role("option", name="clicks-stream").click()
+
+    tasks = dialog.get_by_label("Tasks")
+    expect(tasks).to_be_visible(timeout=WAIT_MS)
+    expect(stream).to_have_value("clicks-stream")
+    expect(dialog.get_by_label("Reason")).to_have_value("INC-42")
+    tasks.select_option(["clicks-to-obs"])
+    dialog.get_by_role("radio", name="stop").check()
+    dialog.get_by_label("Post the card in").select_option("C0INCIDENT")
+    dialog.get_by_role("button", name="Ask for approval").click()
+    expect(dialog).to_have_count(0, timeout=WAIT_MS)
+
+    kinds = [payload["type"] for payload in fake_bot.payloads]
+    assert kinds == ["block_suggestion", "block_actions", "view_submission"]
+    values = submissions(fake_bot)[0]["view"]["state"]["values"]
+    assert values["stream"]["stream_select"]["selected_option"] == option("clicks-stream")
+    assert values["tasks"]["tasks_select"]["selected_options"] == [option("clicks-to-obs")]
+    assert values["action"]["action_choice"]["selected_option"] == option("stop")
+    assert values["channel"]["channel_select"]["selected_conversation"] == "C0INCIDENT"
+    assert values["note"]["note_text"]["value"] == "INC-42"
+
+
+def test_closing_the_modal_tells_the_bot_when_asked(modal_page, modal_slack, fake_bot):
+    """The modal's Escape closes it; its view asked to be told, so the bot hears view_closed."""
+    open_modal(modal_slack, "U0REQUESTER", start_view())
+    dialog = modal_page.get_by_role("dialog", name="Start dump tasks")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    modal_page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    wait_until(modal_page, lambda: fake_bot.payloads, "view_closed to reach the bot")
+    assert fake_bot.payloads[0]["type"] == "view_closed"
+    assert modal_slack.open_view("U0REQUESTER") is None
+
+
+# The demo's DMs and DIS console.
+
+
+def test_a_dm_from_the_app_links_back_to_the_card(page, demo):
+    """A DM from the app shows as new in the sidebar; its permalink opens the card in place."""
+    card = call_api(demo.slack, "chat.postMessage", channel=CHANNEL, text="The card")["ts"]
+    link = call_api(demo.slack, "chat.getPermalink", channel=CHANNEL, message_ts=card)["permalink"]
+    call_api(
+        demo.slack,
+        "chat.postMessage",
+        channel="U0APPROVER1",
+        text=f"Please look at <{link}|the request>",
+    )
+    act_as(page, "U0APPROVER1")
+    app = page.get_by_role("button", name="dumptask, 1 new")
+    expect(app).to_be_visible(timeout=WAIT_MS)
+    app.click()
+    expect(page.locator("#channel-title")).to_have_text("dumptask")
+    expect(page.get_by_role("button", name="dumptask", exact=True)).to_be_visible()
+    page.get_by_role("link", name="the request").click()
+    expect(page.locator("#channel-title")).to_have_text("# incident")
+    expect(page.locator(f'.message.highlight[data-ts="{card}"]')).to_contain_text("The card")
+
+    act_as(page, "U0REQUESTER")
+    page.get_by_role("button", name="dumptask", exact=True).click()
+    expect(page.locator("#channel-title")).to_have_text("dumptask")
+    expect(page.locator("#messages .message")).to_have_count(0)
+
+
+def test_the_dis_console_pauses_and_starts_a_task_behind_the_bots_back(page, demo):
+    """The console's Pause and Start change the task in DIS; the bot made no call."""
+    console = page.get_by_role("complementary", name="DIS console")
+    row = console.locator('[data-stream="orders-stream"] [data-task="orders-to-obs"]')
+    expect(row).to_contain_text("RUNNING", timeout=WAIT_MS)
+    row.get_by_role("button", name="Pause orders-to-obs").click()
+    expect(row).to_contain_text("PAUSED", timeout=WAIT_MS)
+    assert demo.dis.task_state("orders-stream", "orders-to-obs") == "PAUSED"
+
+    row.get_by_role("button", name="Start orders-to-obs").click()
+    expect(row).to_contain_text("STARTING", timeout=WAIT_MS)
+    expect(row).to_contain_text("RUNNING", timeout=WAIT_MS)
+    assert demo.dis.action_calls() == []
+
+    page.get_by_role("button", name="DIS console").click()
+    expect(console).to_be_hidden()

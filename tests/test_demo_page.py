@@ -1,7 +1,8 @@
 """The demo's page API over real HTTP, and the `demo` command as a subprocess.
 
 The page is driven by a browser in test_demo_browser.py; here its JSON API and static files are
-checked quickly, against a bare Slack stand-in or the whole demo stack (the real bot included).
+checked quickly, against a bare Slack stand-in (with a fake bot behind it for modals, which the
+real bot does not open yet) or the whole demo stack (the real bot and the DIS stand-in).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import pytest
 import yaml
 
 from bot.demo import DemoStack
+from bot.sim.server import ThreadedServer
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_page import COMMAND_DESCRIPTION, USAGE_HINT, PageConfig, install_page
 from tests.flow_helpers import APPROVE, eventually, wait_for_stored_card
+from tests.modal_helpers import FakeBot, call_api, deny_view, open_modal, start_view, text
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTER, APPROVER, OUTSIDER = "U0REQUESTER", "U0APPROVER1", "U0OUTSIDER"
@@ -75,11 +78,19 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
 # Static files.
 
 
+SCRIPTS = ["app.js", "dom.js", "mrkdwn.js", "blocks.js", "modal.js", "console.js"]
+
+
 @pytest.mark.parametrize(
     ("path", "content_type", "marker"),
     [
         ("/", "text/html", "<title>"),
         ("/static/app.js", "text/javascript", "/page/api/messages"),
+        ("/static/dom.js", "text/javascript", "export function el("),
+        ("/static/mrkdwn.js", "text/javascript", "export function renderMrkdwn("),
+        ("/static/blocks.js", "text/javascript", "export function renderBlocks("),
+        ("/static/modal.js", "text/javascript", "/page/api/view/submit"),
+        ("/static/console.js", "text/javascript", "/page/api/dis/action"),
         ("/static/style.css", "text/css", ".bk-button"),
     ],
 )
@@ -97,9 +108,13 @@ def test_page_loads_nothing_from_the_network(page):
     references = re.findall(r'(?:src|href)="([^"]*)"', index.text)
     assert sorted(references) == ["/static/app.js", "/static/style.css", "data:,"]
     assert index.headers["content-security-policy"].startswith("default-src 'self'")
-    script = page.get("/static/app.js").text
-    assert not re.search(r"https?:\\?/\\?/[a-z]", script)
-    assert not re.search(r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write", script)
+    for name in SCRIPTS:
+        script = page.get(f"/static/{name}").text
+        assert not re.search(r"https?:\\?/\\?/[a-z]", script), name
+        assert not re.search(r"\.(inner|outer)HTML\s*=|insertAdjacentHTML|document\.write", script)
+        imported = re.findall(r'from "([^"]+)"', script)
+        assert all(re.fullmatch(r"\./[a-z]+\.js", path) for path in imported), imported
+        assert {path.removeprefix("./") for path in imported} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", ["slack.py", "..%2Fslack.py", "missing.js", ""])
@@ -130,6 +145,8 @@ def test_workspace_lists_people_with_roles_and_the_command(page):
     assert [channel["name"] for channel in workspace["channels"]] == ["incident", "random"]
     assert workspace["usergroups"][0]["handle"] == "oncall-leads"
     assert workspace["bot"]["name"] == "dumptask"
+    assert workspace["team"]["domain"] == "dumptask-sim"
+    assert workspace["dis_console"] is False
 
 
 # Messages, as each person sees them.
@@ -380,3 +397,210 @@ def test_the_demo_command_serves_the_page_and_stops_on_ctrl_c(tmp_path):
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+# Direct messages.
+
+
+def test_a_dm_with_the_app_is_shown_only_to_its_person(page, slack):
+    """The person's DM opens from the page; its messages are theirs, and counted for the badge."""
+    dm = page.post("/page/api/dm", json={"user": APPROVER}).json()["channel"]
+    assert dm == slack.dm(APPROVER)
+    call_api(slack, "chat.postMessage", channel=dm, text="Please approve dt-1")
+
+    answer = page.get("/page/api/messages", params={"channel": dm, "user": APPROVER}).json()
+    assert answer["channel"] == {
+        "id": dm,
+        "name": "directmessage",
+        "is_im": True,
+        "im_user": APPROVER,
+    }
+    assert texts(answer["messages"]) == ["Please approve dt-1"]
+    assert answer["dms"] == [{"id": dm, "count": 1}]
+    for reader in (REQUESTER, None):
+        params = {"channel": dm} if reader is None else {"channel": dm, "user": reader}
+        refused = page.get("/page/api/messages", params=params)
+        assert (refused.status_code, refused.json()["error"]) == (403, "not_in_channel")
+    channels = page.get("/page/api/workspace").json()["channels"]
+    assert dm not in [channel["id"] for channel in channels]
+
+
+def test_a_button_in_a_dm_copy_of_a_card_is_clicked_as_slack_would(page, slack):
+    """A click on a card in a DM goes to the bot from that DM."""
+    fake = FakeBot(slack.api_url, slack.workspace.bot_token)
+    dm = slack.dm(APPROVER)
+    blocks = [
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": APPROVE, "text": text("Approve"), "value": "dt-1"}
+            ],
+        }
+    ]
+    ts = call_api(slack, "chat.postMessage", channel=dm, text="card", blocks=blocks)["ts"]
+    with ThreadedServer(fake.app()) as server:
+        slack.request_url = f"{server.url}/slack/events"
+        body = {"user": APPROVER, "channel": dm, "ts": ts, "action_id": APPROVE}
+        assert page.post("/page/api/click", json=body).json() == {"ok": True, "status": 200}
+    [click] = fake.payloads
+    assert click["channel"] == {"id": dm, "name": "directmessage"}
+    assert click["actions"][0]["value"] == "dt-1"
+
+
+# Modals.
+
+
+@pytest.fixture
+def fake_bot(slack) -> Iterator[FakeBot]:
+    """A fake bot behind the stand-in: it answers submissions, options and selections."""
+    fake = FakeBot(slack.api_url, slack.workspace.bot_token)
+    with ThreadedServer(fake.app()) as server:
+        slack.request_url = f"{server.url}/slack/events"
+        yield fake
+
+
+def modal_of(client: httpx.Client, user: str) -> dict[str, Any] | None:
+    params = {"channel": INCIDENT, "user": user}
+    modal: dict[str, Any] | None = client.get("/page/api/messages", params=params).json()["modal"]
+    return modal
+
+
+def test_the_modal_comes_with_the_poll_of_its_person(page, slack):
+    """The view the bot opened for a person comes with their poll, and nobody else's."""
+    view_id = open_modal(slack, APPROVER, deny_view())
+    modal = modal_of(page, APPROVER)
+    assert modal is not None
+    assert (modal["id"], modal["callback_id"]) == (view_id, "dumptask.deny")
+    assert modal["title"] == text("Deny the request")
+    assert modal["submit"] == text("Deny")
+    assert [block["type"] for block in modal["blocks"]] == ["section", "input"]
+    assert modal["values"] == {
+        "reason": {"reason_text": {"type": "plain_text_input", "value": None}}
+    }
+    assert (modal["errors"], modal["failure"]) == ({}, None)
+    assert modal_of(page, REQUESTER) is None
+
+
+def test_a_submission_from_the_page_shows_the_bots_errors_then_closes(page, slack, fake_bot):
+    """The page submits what was typed; the bot's errors come back with the poll, then it closes."""
+    view_id = open_modal(slack, APPROVER, deny_view())
+    fake_bot.answers = [{"response_action": "errors", "errors": {"reason": "Say why."}}]
+    body = {"user": APPROVER, "view_id": view_id, "values": {"reason": "  "}}
+    assert page.post("/page/api/view/submit", json=body).json() == {"ok": True, "status": 200}
+    modal = modal_of(page, APPROVER)
+    assert modal is not None
+    assert modal["errors"] == {"reason": "Say why."}
+
+    body["values"] = {"reason": "superseded by INC-43"}
+    assert page.post("/page/api/view/submit", json=body).json()["ok"] is True
+    assert modal_of(page, APPROVER) is None
+    submitted = [p for p in fake_bot.payloads if p["type"] == "view_submission"]
+    state = submitted[-1]["view"]["state"]["values"]
+    assert state["reason"]["reason_text"]["value"] == "superseded by INC-43"
+
+
+def test_an_empty_required_input_is_refused_by_the_page_without_the_bot(page, slack, fake_bot):
+    """Like Slack's client, the page refuses an empty required input and says where."""
+    view_id = open_modal(slack, APPROVER, deny_view())
+    body = {"user": APPROVER, "view_id": view_id, "values": {"reason": ""}}
+    response = page.post("/page/api/view/submit", json=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "ok": False,
+        "error": "missing_input",
+        "errors": {"reason": "Please complete this required field."},
+    }
+    assert fake_bot.payloads == []
+
+
+def test_the_page_asks_for_options_and_sends_choices(page, slack, fake_bot):
+    """Typing in an external select asks the bot; a dispatching choice reaches it at once."""
+    view_id = open_modal(slack, APPROVER, start_view())
+    ask = {"user": APPROVER, "view_id": view_id, "action_id": "stream_select", "value": "click"}
+    answer = page.post("/page/api/view/options", json=ask).json()
+    assert answer["ok"] is True
+    assert answer["sent"] is True
+    assert [o["value"] for o in answer["options"]] == ["clicks-stream"]
+
+    before = slack.view(view_id)
+    choose = {**ask, "value": answer["options"][0]}
+    assert page.post("/page/api/view/action", json=choose).json() == {
+        "ok": True,
+        "sent": True,
+        "status": 200,
+    }
+    updated = slack.wait_for_view(APPROVER, other_than=before)
+    assert updated.element("tasks_select")
+    quiet = {**ask, "action_id": "priority_select", "value": "high"}
+    assert page.post("/page/api/view/action", json=quiet).json() == {"ok": True, "sent": False}
+
+
+def test_closing_from_the_page_closes_the_modal(page, slack, fake_bot):
+    """The close button dismisses the modal; a view with notify_on_close tells the bot."""
+    view_id = open_modal(slack, APPROVER, start_view())
+    body = {"user": APPROVER, "view_id": view_id}
+    assert page.post("/page/api/view/close", json=body).json() == {"ok": True, "notified": True}
+    assert modal_of(page, APPROVER) is None
+    assert [p["type"] for p in fake_bot.payloads] == ["view_closed"]
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/page/api/view/submit", {"values": {}}),
+        ("/page/api/view/close", {}),
+        ("/page/api/view/options", {"action_id": "stream_select", "value": "x"}),
+        ("/page/api/view/action", {"action_id": "stream_select", "value": "x"}),
+    ],
+)
+def test_a_view_the_person_does_not_see_is_refused(page, slack, fake_bot, path, extra):
+    """Only the person a view is open for can act on it from the page."""
+    view_id = open_modal(slack, APPROVER, start_view())
+    response = page.post(path, json={"user": REQUESTER, "view_id": view_id, **extra})
+    assert (response.status_code, response.json()["error"]) == (404, "view_not_found")
+
+
+# The DIS console.
+
+
+def test_without_dis_the_console_is_not_there(page):
+    """A page served without a DIS stand-in has no console to offer."""
+    response = page.get("/page/api/dis")
+    assert (response.status_code, response.json()["error"]) == (404, "dis_not_connected")
+
+
+def test_the_console_lists_the_demos_tasks_and_changes_one(demo, demo_page):
+    """The console shows every stream's tasks; its Pause changes DIS, not through the bot."""
+    assert demo_page.get("/page/api/workspace").json()["dis_console"] is True
+    streams = demo_page.get("/page/api/dis").json()["streams"]
+    assert [stream["name"] for stream in streams] == ["clicks-stream", "orders-stream"]
+    orders = {task["name"]: task["state"] for task in streams[1]["tasks"]}
+    assert orders == {
+        "orders-to-obs": "RUNNING",
+        "orders-archive": "PAUSED",
+        "orders-to-dli": "ERROR",
+    }
+
+    body = {"stream": "orders-stream", "task": "As805BudhcH1lDs6gbn", "action": "stop"}
+    answer = demo_page.post("/page/api/dis/action", json=body).json()
+    assert (answer["task"]["name"], answer["task"]["state"]) == ("orders-to-obs", "PAUSED")
+    assert demo.dis.task_state("orders-stream", "orders-to-obs") == "PAUSED"
+    assert demo.dis.action_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"stream": "orders-stream", "task": "nope", "action": "stop"}, 404, "task_not_found"),
+        ({"stream": "nope", "task": "orders-to-obs", "action": "stop"}, 404, "task_not_found"),
+        (
+            {"stream": "orders-stream", "task": "orders-to-obs", "action": "delete"},
+            400,
+            "invalid_action",
+        ),
+    ],
+)
+def test_the_console_refuses_what_it_cannot_do(demo, demo_page, body, status, error):
+    """An unknown stream or task, or an action other than start or stop, is refused."""
+    response = demo_page.post("/page/api/dis/action", json=body)
+    assert (response.status_code, response.json()["error"]) == (status, error)

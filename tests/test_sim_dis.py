@@ -392,7 +392,8 @@ def test_another_project_id_is_dis_4117(client: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", f"/v2/{PROJECT}/streams"),
+        ("POST", f"/v2/{PROJECT}/streams"),
+        ("GET", f"/v2/{PROJECT}/streams/"),
         ("GET", f"/v1/{PROJECT}/streams/{STREAM}/transfer-tasks"),
         ("POST", BASE),
         ("DELETE", f"{BASE}/orders-archive"),
@@ -429,6 +430,117 @@ def test_stream_details_need_a_valid_signature(dis: DisStandIn) -> None:
         response = client.get(STREAM_PATH)
     assert response.status_code == 401
     assert response.json()["error_code"] == "APIGW.0301"
+
+
+# Listing streams.
+
+
+@pytest.fixture
+def many(clock: FakeClock) -> Iterator[httpx.Client]:
+    """A stand-in with five streams besides orders-stream, listed alphabetically."""
+    with _stand_in(clock) as dis:
+        for name in ("b-stream", "a-stream", "z-stream", "m-stream", "c-stream"):
+            dis.add_stream(name, [], retention_period=48, partition_count=2)
+        with _client(dis) as client:
+            yield client
+
+
+def test_streams_are_listed_in_alphabetical_order_with_their_summaries(
+    client: httpx.Client,
+) -> None:
+    """The list names every stream, counts them, and summarises each as the reference shows."""
+    response = client.get(f"/v2/{PROJECT}/streams")
+    assert response.status_code == 200
+    body = response.json()
+    [info] = body.pop("stream_info_list")
+    assert body == {"total_number": 1, "stream_names": [STREAM], "has_more_streams": False}
+    assert re.fullmatch(r"[A-Za-z0-9]{19}", info.pop("stream_id"))
+    assert isinstance(info.pop("create_time"), int)
+    assert info == {
+        "stream_name": STREAM,
+        "retention_period": 24,
+        "status": "RUNNING",
+        "stream_type": "COMMON",
+        "data_type": "BLOB",
+        "partition_count": 1,
+        "tags": [],
+        "auto_scale_enabled": False,
+        "auto_scale_min_partition_count": 0,
+        "auto_scale_max_partition_count": 0,
+    }
+
+
+def test_streams_are_listed_a_page_at_a_time(many: httpx.Client) -> None:
+    """A page holds at most `limit` names; the next starts after `start_stream_name`."""
+    first = many.get(f"/v2/{PROJECT}/streams", params={"limit": "2"}).json()
+    assert first["stream_names"] == ["a-stream", "b-stream"]
+    assert (first["total_number"], first["has_more_streams"]) == (6, True)
+    rest = many.get(
+        f"/v2/{PROJECT}/streams", params={"limit": "10", "start_stream_name": "b-stream"}
+    ).json()
+    assert rest["stream_names"] == ["c-stream", "m-stream", STREAM, "z-stream"]
+    assert rest["has_more_streams"] is False
+    assert [info["stream_name"] for info in rest["stream_info_list"]] == rest["stream_names"]
+    assert rest["stream_info_list"][0]["retention_period"] == 48
+
+
+def test_ten_streams_are_listed_unless_asked_otherwise(
+    dis: DisStandIn, client: httpx.Client
+) -> None:
+    """Without limit a page holds ten names."""
+    for index in range(12):
+        dis.add_stream(f"s-{index:02d}", [])
+    body = client.get(f"/v2/{PROJECT}/streams").json()
+    assert len(body["stream_names"]) == 10
+    assert (body["total_number"], body["has_more_streams"]) == (13, True)
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "ten"])
+def test_a_limit_outside_one_to_a_hundred_is_refused(client: httpx.Client, limit: str) -> None:
+    """A page size DIS does not allow is DIS.4200."""
+    response = client.get(f"/v2/{PROJECT}/streams", params={"limit": limit})
+    assert response.status_code == 400
+    assert response.json() == {
+        "errorCode": "DIS.4200",
+        "message": f"Invalid request. [limit: {limit}]",
+    }
+
+
+def test_listing_streams_needs_the_project_and_a_signature(dis: DisStandIn) -> None:
+    """Another project is DIS.4117; a wrong signature is the gateway's APIGW.0301."""
+    with _client(dis) as client:
+        assert client.get("/v2/another-project/streams").json()["errorCode"] == "DIS.4117"
+    with _client(dis, Credentials(AK, SecretStr("WRONG"))) as client:
+        assert client.get(f"/v2/{PROJECT}/streams").json()["error_code"] == "APIGW.0301"
+
+
+# The console: a change the bot did not make.
+
+
+def test_a_console_start_moves_the_task_like_the_api_without_a_call(
+    dis: DisStandIn, client: httpx.Client, clock: FakeClock
+) -> None:
+    """console_action starts through STARTING to RUNNING, by name, recording no call."""
+    dis.console_action(STREAM, "start", ["orders-archive"])
+    assert dis.task_state(STREAM, PAUSED_ID) is TaskState.STARTING
+    clock.advance(2.0)
+    assert _states(client)["orders-archive"] == "RUNNING"
+    assert dis.action_calls() == []
+
+
+def test_a_console_stop_pauses_a_task_by_id(dis: DisStandIn, clock: FakeClock) -> None:
+    """console_action stop pauses a running task after the stop delay."""
+    dis.console_action(STREAM, "stop", [RUNNING_ID])
+    clock.advance(1.0)
+    assert dis.task_state(STREAM, RUNNING_ID) is TaskState.PAUSED
+
+
+def test_a_console_action_on_an_unknown_task_changes_nothing(dis: DisStandIn) -> None:
+    """An unknown task raises LookupError and leaves every task as it was."""
+    with pytest.raises(LookupError):
+        dis.console_action(STREAM, "stop", [RUNNING_ID, "no-such-task"])
+    assert dis.task_state(STREAM, RUNNING_ID) is TaskState.RUNNING
+    assert dis.stream_names() == [STREAM]
 
 
 # Stream details and per-partition progress.

@@ -24,6 +24,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.sim.server import ThreadedServer
 from bot.sim.slack import SlackStandIn
+from tests.fakes import EpochClock
 
 TOKEN = "xoxb-sim-test-token"
 SECRET = "sim-test-signing-secret"
@@ -56,21 +57,6 @@ def card_blocks(request_id: str = "req-1") -> list[dict[str, Any]]:
             ],
         },
     ]
-
-
-class FakeClock:
-    """Epoch seconds the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_732_800_000.0
-
-    def __call__(self) -> float:
-        """The current reading."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 @dataclass
@@ -106,12 +92,12 @@ class RecordingBot:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def slack(clock: FakeClock) -> Iterator[SlackStandIn]:
+def slack(clock: EpochClock) -> Iterator[SlackStandIn]:
     stand_in = SlackStandIn(TOKEN, SECRET, clock=clock).with_sample_workspace()
     with stand_in:
         yield stand_in
@@ -186,7 +172,7 @@ async def test_post_message_stores_the_card(slack: SlackStandIn, client: AsyncWe
 
 
 async def test_timestamps_increase_strictly(
-    slack: SlackStandIn, client: AsyncWebClient, clock: FakeClock
+    slack: SlackStandIn, client: AsyncWebClient, clock: EpochClock
 ) -> None:
     """Messages posted while the clock stands still still get strictly increasing ts strings."""
     stamps = [
@@ -363,7 +349,7 @@ async def test_unknown_usergroup(client: AsyncWebClient) -> None:
 
 async def test_unknown_method(client: AsyncWebClient) -> None:
     """A method the stand-in does not serve is unknown_method."""
-    error = await api_error(client.api_call("conversations.open"))
+    error = await api_error(client.api_call("views.publish"))
     assert error.response["error"] == "unknown_method"
 
 
@@ -508,7 +494,7 @@ async def test_response_url_takes_five_posts(slack: SlackStandIn) -> None:
     assert [post.status for post in slack.response_posts] == [200] * 5 + [404]
 
 
-async def test_response_url_expires(slack: SlackStandIn, clock: FakeClock) -> None:
+async def test_response_url_expires(slack: SlackStandIn, clock: EpochClock) -> None:
     """A response URL older than 30 minutes is answered 404 expired_url."""
     url = slack.build_slash_command(REQUESTER, INCIDENT, "help")["response_url"]
     clock.advance(30 * 60 + 1)
@@ -632,6 +618,23 @@ def test_socket_mode_envelopes(slack: SlackStandIn) -> None:
     assert len(envelope["envelope_id"]) == 36
     click = slack.socket_mode_envelope("interactive", {"type": "block_actions"})
     assert (click["type"], click["accepts_response_payload"]) == ("interactive", False)
+
+
+@pytest.mark.parametrize(
+    ("kind", "answered"),
+    [
+        ("view_submission", True),
+        ("block_suggestion", True),
+        ("view_closed", False),
+        ("shortcut", False),
+    ],
+)
+def test_socket_mode_envelopes_of_modal_interactions(
+    slack: SlackStandIn, kind: str, answered: bool
+) -> None:
+    """Submissions and options requests accept a response payload in the ack; the rest do not."""
+    envelope = slack.socket_mode_envelope("interactive", {"type": kind})
+    assert (envelope["type"], envelope["accepts_response_payload"]) == ("interactive", answered)
 
 
 def test_send_command_reaches_the_bot(slack: SlackStandIn, bot: RecordingBot) -> None:
@@ -798,3 +801,95 @@ def test_real_bolt_app_round_trip(slack: SlackStandIn) -> None:
     ack = next(m for m in slack.messages(INCIDENT) if m.visible_to == REQUESTER)
     assert ack.text == "Asking for approval"
     assert [call.method for call in slack.calls] == ["auth.test", "chat.postMessage"]
+
+
+# Direct messages and permalinks.
+
+
+async def test_conversations_open_opens_one_dm_per_person(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """The first open creates the DM; the next answers the same channel as already open."""
+    first = await client.conversations_open(users=APPROVER)
+    again = await client.conversations_open(users=[APPROVER])
+    dm = first["channel"]["id"]
+    assert dm.startswith("D")
+    assert first.get("already_open") is None
+    assert (again["channel"]["id"], again["no_op"], again["already_open"]) == (dm, True, True)
+    assert dm == slack.dm(APPROVER)
+    channel = slack.workspace.channel(dm)
+    assert (channel.is_im, channel.im_user, channel.name) == (True, APPROVER, "directmessage")
+    assert [im.id for im in slack.workspace.ims()] == [dm]
+
+
+async def test_conversations_open_can_return_the_whole_im(client: AsyncWebClient) -> None:
+    """return_im answers the IM object: is_im, the user, and the read state."""
+    response = await client.conversations_open(users=APPROVER, return_im=True)
+    im = response["channel"]
+    assert (im["is_im"], im["user"], im["is_open"]) == (True, APPROVER, True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"users": "U0NOBODY"}, "user_not_found"),
+        ({"users": "U0DUMPBOT"}, "cannot_dm_bot"),
+        ({}, "users_list_not_supplied"),
+        ({"channel": "C0INCIDENT"}, "channel_not_found"),
+    ],
+)
+async def test_conversations_open_errors(
+    client: AsyncWebClient, arguments: dict[str, str], error: str
+) -> None:
+    """conversations.open refuses unknown people, the bot itself, and channels that are no DM."""
+    answer = await api_error(client.api_call("conversations.open", data=arguments))
+    assert answer.response["error"] == error
+
+
+async def test_a_dm_takes_cards_updates_and_clicks(
+    slack: SlackStandIn, client: AsyncWebClient, bot: RecordingBot
+) -> None:
+    """A card posted in a DM can be read back, updated, and clicked by its person."""
+    dm = (await client.conversations_open(users=APPROVER))["channel"]["id"]
+    ts = await post_card(client, channel=dm)
+    await client.chat_update(channel=dm, ts=ts, text="Still open", blocks=card_blocks("req-2"))
+    [card] = slack.messages(dm)
+    assert (card.text, card.edited) == ("Still open", True)
+    assert (await slack.aclick(APPROVER, dm, ts, APPROVE)).status_code == 200
+    payload = json.loads(parse_qs(bot.received[0].body.decode())["payload"][0])
+    assert payload["channel"] == {"id": dm, "name": "directmessage"}
+    assert payload["container"]["channel_id"] == dm
+    assert payload["actions"][0]["value"] == "req-2"
+
+
+async def test_posting_to_a_user_id_lands_in_their_dm(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """chat.postMessage to a user id posts in the DM with the app, as Slack does."""
+    response = await client.chat_postMessage(channel=APPROVER, text="Please approve")
+    assert response["channel"] == slack.dm(APPROVER)
+    assert [m.text for m in slack.messages(slack.dm(APPROVER))] == ["Please approve"]
+
+
+async def test_permalinks_point_at_the_message(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    """chat.getPermalink answers the team's archive link; a reply's link names its thread."""
+    ts = await post_card(client)
+    reply = (await client.chat_postMessage(channel=INCIDENT, text="r", thread_ts=ts))["ts"]
+    card = await client.chat_getPermalink(channel=INCIDENT, message_ts=ts)
+    in_thread = await client.chat_getPermalink(channel=INCIDENT, message_ts=reply)
+    base = f"https://{slack.team.domain}.slack.com/archives/{INCIDENT}"
+    assert card["channel"] == INCIDENT
+    assert card["permalink"] == f"{base}/p{ts.replace('.', '')}"
+    assert in_thread["permalink"] == (
+        f"{base}/p{reply.replace('.', '')}?thread_ts={ts}&cid={INCIDENT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("channel", "ts", "error"),
+    [("C0NOWHERE", "1.000001", "channel_not_found"), (INCIDENT, "1.000001", "message_not_found")],
+)
+async def test_permalink_errors(client: AsyncWebClient, channel: str, ts: str, error: str) -> None:
+    """A permalink needs a known channel and a message in it."""
+    answer = await api_error(client.chat_getPermalink(channel=channel, message_ts=ts))
+    assert answer.response["error"] == error

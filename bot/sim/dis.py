@@ -38,6 +38,7 @@ from bot.sim.dis_data import load_data
 from bot.sim.dis_faults import Fault, FaultKind, FaultPlan
 from bot.sim.dis_state import (
     DEFAULT_RETENTION_HOURS,
+    Action,
     DisState,
     PartitionView,
     StreamSpec,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLE_DATA",
+    "Action",
     "ActionCall",
     "Credential",
     "DisStandIn",
@@ -224,6 +226,19 @@ class DisStandIn(StartStop):
         """A stream (retention, partitions) as DIS would report it now."""
         return self._state.stream(name)
 
+    def stream_names(self) -> list[str]:
+        """Every stream's name, alphabetically, as DIS lists them."""
+        return self._state.stream_names()
+
+    def console_action(self, stream: str, action: Action | str, tasks: Iterable[str]) -> None:
+        """Start or stop tasks (by id or name) as someone in the cloud console would.
+
+        The state changes exactly as after the batch API call (STARTING, then RUNNING after
+        ``start_delay``...), but nothing is recorded among the calls, which stay the bot's
+        own: this is the change the bot did not make, and should notice.
+        """
+        self._state.apply(stream, Action(action), self._state.task_ids(stream, tasks))
+
     def tasks(self, stream: str) -> tuple[TaskView, ...]:
         """Every task of ``stream`` as DIS would report it now."""
         return self._state.list_tasks(stream)
@@ -310,7 +325,7 @@ class DisStandIn(StartStop):
             verify(request, self._credentials, self._wall_clock())
         except SignatureRejectedError as exc:
             return gateway_error(401, "APIGW.0301", str(exc), request_id)
-        return answer(route, request.body, self._state, self.project_id)
+        return answer(route, request.body, self._state, self.project_id, request.query)
 
     def _record(self, request: WireRequest, status: int | None, request_id: str) -> None:
         call = RecordedCall(

@@ -1,9 +1,9 @@
-"""What the stand-in DIS answers: its four routes, their JSON, both error shapes.
+"""What the stand-in DIS answers: its five routes, their JSON, both error shapes.
 
-Only the calls the bot makes are served (stream details, list tasks, describe a task by name,
-batch start/stop); any other path or method gets the gateway's APIGW.0101, as an unpublished API
-would. Messages follow the error-code appendix of the DIS API reference, with the offending
-value appended in brackets.
+Only the calls the bot makes are served (list streams, stream details, list tasks, describe a
+task by name, batch start/stop); any other path or method gets the gateway's APIGW.0101, as an
+unpublished API would. Messages follow the error-code appendix of the DIS API reference, with
+the offending value appended in brackets.
 
 The bodies follow the API reference's example responses (Open Telekom Cloud
 ``api-ref/source/api_description/stream_management/querying_stream_details.rst`` and
@@ -14,6 +14,13 @@ partitions carry ``partitionId`` (camel case), ``discard``, ``state``,
 Java SDK's ``PartitionTransferResult`` show, not the stream partition fields the table lists.
 The stream-details query parameters (``start_partitionId``, ``limit_partitions``) are ignored:
 a stand-in stream has at most 100 partitions, the default page, so every answer lists them all.
+
+Listing streams (``GET /v2/{project_id}/streams``, OTC ``querying_streams.rst``, Huawei Cloud
+``dis_02_0024``) pages through the names in alphabetical order: ``limit`` (1 to 100, default 10)
+names at most, after ``start_stream_name`` (exclusive, as the reference says), with
+``total_number`` counting every stream, ``has_more_streams`` whether a next page exists, and
+``stream_info_list`` each listed stream's summary. A ``limit`` outside 1-100 is refused with
+DIS.4200, as the stand-in's choice where the reference says nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from bot.sim.dis_state import (
     MAX_HASH,
@@ -78,6 +85,7 @@ def gateway_error(
 class Operation(enum.Enum):
     """The calls the stand-in serves."""
 
+    LIST_STREAMS = "list streams"
     DESCRIBE_STREAM = "describe stream"
     LIST = "list"
     DESCRIBE = "describe"
@@ -94,9 +102,20 @@ class Route:
     task_name: str | None = None
 
 
+DEFAULT_STREAM_PAGE = 10
+MAX_STREAM_PAGE = 100
+
+
 def match_route(method: str, raw_path: str) -> Route | None:
-    """Match ``/v2/{project}/streams/{stream}[/transfer-tasks[/{name}|/action]]``, else ``None``."""
+    """Match ``/v2/{project}/streams[/{stream}[/transfer-tasks[/{name}|/action]]]``, or ``None``.
+
+    The stream list's route has an empty ``stream``.
+    """
     segments = raw_path.split("/")
+    if len(segments) == 4 and segments[:2] == ["", "v2"] and segments[3] == "streams":
+        if method == "GET" and segments[2]:
+            return Route(Operation.LIST_STREAMS, unquote(segments[2]), "")
+        return None
     if not (
         len(segments) in (5, 6, 7)
         and segments[:2] == ["", "v2"]
@@ -118,11 +137,13 @@ def match_route(method: str, raw_path: str) -> Route | None:
     return None
 
 
-def answer(route: Route, body: bytes, state: DisState, project_id: str) -> Reply:
-    """Serve an authenticated request for ``route`` from ``state``."""
+def answer(route: Route, body: bytes, state: DisState, project_id: str, query: str = "") -> Reply:
+    """Serve an authenticated request for ``route`` (with its raw ``query``) from ``state``."""
     if route.project_id != project_id:
         return dis_error(400, "DIS.4117", f"Invalid Project Id. [{route.project_id}]")
     try:
+        if route.operation is Operation.LIST_STREAMS:
+            return _list_streams(state, query)
         if route.operation is Operation.DESCRIBE_STREAM:
             return json_reply(_stream_detail(state.stream(route.stream)))
         if route.operation is Operation.LIST:
@@ -161,6 +182,43 @@ def parse_action(body: bytes) -> tuple[Action, tuple[str, ...]] | Reply:
     ):
         return dis_error(400, "DIS.4300", 'Request error. [tasks must be a list of {"id": ...}]')
     return Action(action), tuple(task["id"] for task in tasks)
+
+
+def _list_streams(state: DisState, query: str) -> Reply:
+    params = {name: values[-1] for name, values in parse_qs(query).items()}
+    raw_limit = params.get("limit", str(DEFAULT_STREAM_PAGE))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_STREAM_PAGE:
+        return dis_error(400, "DIS.4200", f"Invalid request. [limit: {raw_limit}]")
+    names = state.stream_names()
+    start = params.get("start_stream_name", "")
+    after = [name for name in names if name > start] if start else names
+    page = after[: int(raw_limit)]
+    return json_reply(
+        {
+            "total_number": len(names),
+            "stream_names": page,
+            "has_more_streams": len(after) > len(page),
+            "stream_info_list": [_stream_info(state.stream(name)) for name in page],
+        }
+    )
+
+
+def _stream_info(view: StreamView) -> dict[str, object]:
+    """A stream's summary, as listed and at the head of its details."""
+    return {
+        "stream_id": view.stream_id,
+        "stream_name": view.name,
+        "create_time": view.create_time,
+        "retention_period": view.retention_period,
+        "status": "RUNNING",
+        "stream_type": "COMMON",
+        "data_type": "BLOB",
+        "partition_count": view.partition_count,
+        "tags": [],
+        "auto_scale_enabled": False,
+        "auto_scale_min_partition_count": 0,
+        "auto_scale_max_partition_count": 0,
+    }
 
 
 def _list(stream: str, state: DisState) -> Reply:
@@ -211,21 +269,12 @@ def _stream_detail(view: StreamView) -> dict[str, object]:
         }
         for index, newest in enumerate(view.newest_offsets)
     ]
-    return {
-        "stream_id": view.stream_id,
-        "stream_name": view.name,
-        "create_time": view.create_time,
+    detail = _stream_info(view)
+    del detail["partition_count"]
+    return detail | {
         "last_modified_time": view.create_time,
-        "retention_period": view.retention_period,
-        "status": "RUNNING",
-        "stream_type": "COMMON",
-        "data_type": "BLOB",
         "writable_partition_count": view.partition_count,
         "readable_partition_count": view.partition_count,
-        "tags": [],
-        "auto_scale_enabled": False,
-        "auto_scale_min_partition_count": 0,
-        "auto_scale_max_partition_count": 0,
         "partitions": partitions,
         "has_more_partitions": False,
     }

@@ -290,6 +290,16 @@ class DisState:
             )
         return tuple(task.task_id for task in built)
 
+    def stream_names(self) -> list[str]:
+        """Every stream's name, in alphabetical order as DIS lists them."""
+        with self._lock:
+            return sorted(self._streams)
+
+    def task_ids(self, stream: str, keys: Iterable[str]) -> tuple[str, ...]:
+        """The ids of the tasks named by id or by name; ``UnknownTaskError`` for any other."""
+        with self._lock:
+            return tuple(self._find(stream, key).task_id for key in keys)
+
     def stream(self, name: str) -> StreamView:
         """One stream, with its tasks' progress settled first."""
         with self._lock:

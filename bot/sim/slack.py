@@ -5,26 +5,33 @@ Two directions, as at Slack:
 - the bot calls the Web API (``{url}/api/{method}``) and posts to response URLs
   (``{url}/response/{token}``): ``slack_api`` answers, changes the workspace and records
   every call;
-- Slack calls the bot: ``send_command`` and ``click`` build the exact requests Slack sends
-  (``slack_client``), sign them with the signing secret and POST them to ``request_url``.
+- Slack calls the bot: ``send_command``, ``click``, ``shortcut`` and, in a modal the bot
+  opened, ``submit_view``, ``close_view``, ``select_in_view`` and ``suggest_options`` build the
+  exact requests Slack sends (``slack_client``), sign them with the signing secret and POST
+  them to ``request_url`` (options requests to ``options_url``, the same URL unless set).
+  Each has an ``a``-prefixed twin for callers inside an event loop, and a ``build_*`` method
+  that only builds the payload, for Socket Mode envelopes.
 
 Tests configure the workspace (users, channels, user groups), arm faults, and read back the
-messages and calls; everything is thread-safe, because the server runs on its own thread.
+messages, direct messages, modal views and calls; everything is thread-safe, because the server
+runs on its own thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import random
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Self
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import httpx
 
 from bot.sim.server import StartStop, ThreadedServer
 from bot.sim.slack_api import (
+    TRIGGER_TTL_SECONDS,
     ApiError,
     BotUser,
     Channel,
@@ -33,21 +40,34 @@ from bot.sim.slack_api import (
     Team,
     User,
     UserGroup,
+    View,
     WebApiCall,
     Workspace,
     create_app,
     find_button,
 )
+from bot.sim.slack_blockkit import (
+    DEFAULT_MIN_QUERY_LENGTH,
+    InvalidOptionsError,
+    check_options,
+)
 from bot.sim.slack_client import (
     EnvelopeKind,
+    Installation,
     JsonDict,
     block_actions_payload,
+    block_suggestion_payload,
     click_body,
     command_body,
+    shortcut_payload,
     signature_headers,
     slash_command_fields,
     socket_mode_envelope,
+    view_action_payload,
+    view_closed_payload,
+    view_submission_payload,
 )
+from bot.sim.slack_views import MissingInputError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -56,17 +76,56 @@ __all__ = [
     "BotUser",
     "Channel",
     "Message",
+    "MissingInputError",
     "ResponsePost",
     "SlackStandIn",
+    "Suggestions",
     "Team",
     "User",
     "UserGroup",
+    "View",
     "WebApiCall",
 ]
 
+T = TypeVar("T")
+P = ParamSpec("P")
 ACK_TIMEOUT_SECONDS = 3.0
 # Slack still sends its deprecated verification token in every payload; Bolt ignores it.
 VERIFICATION_TOKEN = "sim-verification-token"  # noqa: S105 - a fixed sample, not a secret
+
+
+def blocking(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The same call for callers that run no event loop of their own: it runs one.
+
+    Every ``a``-prefixed sender of ``SlackStandIn`` has such a twin without the prefix.
+    """
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(method(*args, **kwargs))
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestions:
+    """What an external select shows after an options request.
+
+    ``response`` is ``None`` when fewer characters were typed than the element's
+    ``min_query_length`` (3 unless set), so Slack sent nothing. ``error`` says why an answer
+    shows no options (an error status, a body that is not JSON, options Slack refuses).
+    """
+
+    response: httpx.Response | None
+    options: list[JsonDict] = field(default_factory=list)
+    option_groups: list[JsonDict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def values(self) -> list[str]:
+        """Every option's value, groups flattened, in the order shown."""
+        grouped = [o for group in self.option_groups for o in group.get("options", [])]
+        return [str(option["value"]) for option in [*self.options, *grouped]]
 
 
 class SlackStandIn(StartStop):
@@ -76,7 +135,9 @@ class SlackStandIn(StartStop):
     listens. ``clock`` (epoch seconds) mints message timestamps and ages response URLs; request
     signatures always use the real time, since the bot checks them against its own clock.
     ``ack_timeout`` is how long Slack waits for the bot's answer before showing
-    ``operation_timeout``.
+    ``operation_timeout``. ``options_url`` is the app's options load URL (``request_url`` when
+    unset, as for this bot). A trigger id is good for one ``views.open`` within
+    ``trigger_ttl`` seconds of the ``clock`` (Slack's three; raise it for slow machines).
     """
 
     def __init__(
@@ -93,20 +154,26 @@ class SlackStandIn(StartStop):
         verification_token: str = VERIFICATION_TOKEN,
         clock: Callable[[], float] = time.time,
         ack_timeout: float = ACK_TIMEOUT_SECONDS,
+        options_url: str | None = None,
+        trigger_ttl: float = TRIGGER_TTL_SECONDS,
     ) -> None:
         self.signing_secret = signing_secret
         self.request_url = request_url
+        self.options_url = options_url
         self.command = command
         self.verification_token = verification_token
         self.ack_timeout = ack_timeout
         self.workspace = Workspace(
-            bot_token=bot_token, team=team or Team(), bot=bot or BotUser(), clock=clock
+            bot_token=bot_token,
+            team=team or Team(),
+            bot=bot or BotUser(),
+            clock=clock,
+            trigger_ttl=trigger_ttl,
         )
         self._host = host
         self._port = port
         self._server: ThreadedServer | None = None
         self._extensions: list[Callable[[web.Application], None]] = []
-        self._random = random.Random()
 
     # Serving.
 
@@ -214,6 +281,44 @@ class SlackStandIn(StartStop):
         """The replies under ``ts`` (without the parent), oldest first."""
         return self.workspace.thread(channel_id, ts)
 
+    def dm(self, user_id: str) -> str:
+        """The id of the direct message between the app and ``user_id``, opened if need be.
+
+        The bot opens it with ``conversations.open`` (or posts to the user id); a person opens
+        it from the app's Messages tab. Either way there is one, ``D`` and the user id's tail.
+        """
+        return self.workspace.open_im(user_id).id
+
+    def view(self, view_id: str) -> View:
+        """A modal view the bot opened, open or closed: its blocks, values, errors, hash."""
+        return self.workspace.view(view_id)
+
+    def open_view(self, user_id: str) -> View | None:
+        """The modal view ``user_id`` sees now, or ``None``."""
+        return self.workspace.open_view(user_id)
+
+    def wait_for_view(
+        self, user_id: str, timeout: float = 5.0, *, other_than: View | None = None
+    ) -> View:
+        """Block until ``user_id`` sees a modal view (a new one, or ``other_than`` changed)."""
+
+        def shown() -> View | None:
+            view = self.workspace.open_view(user_id)
+            if view is None or (other_than is not None and view.hash == other_than.hash):
+                return None
+            return view
+
+        return self.workspace.wait_until(shown, timeout, f"a modal view for {user_id}")
+
+    def mint_trigger_id(self, user_id: str) -> str:
+        """A fresh trigger id, as if ``user_id`` had just clicked or typed something.
+
+        The stand-in's ``views.open`` accepts it once, within ``trigger_ttl`` seconds; every
+        command, click, shortcut and modal interaction the stand-in sends carries one.
+        """
+        self.workspace.user(user_id)
+        return self.workspace.mint_trigger(user_id)
+
     # Calls and faults.
 
     @property
@@ -296,7 +401,7 @@ class SlackStandIn(StartStop):
             response_url=self.workspace.mint_response_url(
                 self.url, channel=channel.id, user=user.id, message_ts=None
             ),
-            trigger_id=self._trigger_id(),
+            trigger_id=self.workspace.mint_trigger(user.id),
         )
 
     def build_block_action(
@@ -332,8 +437,85 @@ class SlackStandIn(StartStop):
             response_url=self.workspace.mint_response_url(
                 self.url, channel=channel.id, user=user.id, message_ts=shown.ts
             ),
-            trigger_id=self._trigger_id(),
-            action_ts=f"{time.time():.6f}",
+            trigger_id=self.workspace.mint_trigger(user.id),
+            action_ts=_action_ts(),
+        )
+
+    def build_shortcut(self, user_id: str, callback_id: str) -> JsonDict:
+        """The payload of ``user_id`` running the app's global shortcut ``callback_id``."""
+        user = self.workspace.user(user_id)
+        return shortcut_payload(
+            self._installation,
+            user,
+            callback_id=callback_id,
+            trigger_id=self.workspace.mint_trigger(user.id),
+            action_ts=_action_ts(),
+        )
+
+    def build_view_submission(
+        self, user_id: str, view_id: str, values: Mapping[str, object] | None = None
+    ) -> JsonDict:
+        """The ``view_submission`` of ``user_id`` submitting the view they see.
+
+        ``values`` maps an input's ``action_id`` (or its block's ``block_id``) to what the
+        person entered: text, an option's value (or a list of them), a channel id... Inputs
+        not named keep what was entered before (``select_in_view``), else their initial value.
+        An empty required input raises ``MissingInputError`` (Slack's client would not send
+        it, and shows "Please complete this required field."); a view that is not the one
+        ``user_id`` sees, or an element or option it does not have, raises ``LookupError``.
+        """
+        user = self.workspace.user(user_id)
+        view = self.workspace.change_view(
+            lambda modals: modals.submit(user.id, view_id, values or {})
+        )
+        return view_submission_payload(
+            self._installation,
+            user,
+            self._view_payload(view),
+            trigger_id=self.workspace.mint_trigger(user.id),
+        )
+
+    def build_view_action(
+        self, user_id: str, view_id: str, action_id: str, selected: object = None
+    ) -> JsonDict:
+        """The ``block_actions`` of ``user_id`` choosing ``selected`` in an element of a view.
+
+        The choice is recorded in the view whatever the element; whether Slack sends it is up
+        to the caller (see ``select_in_view``).
+        """
+        user = self.workspace.user(user_id)
+        self._users_view(user.id, view_id)
+        block, element = self.workspace.change_view(
+            lambda modals: modals.enter(view_id, action_id, selected)
+        )
+        view = self.workspace.view(view_id)
+        return view_action_payload(
+            self._installation,
+            user,
+            self._view_payload(view),
+            block_id=block["block_id"],
+            element=element,
+            state=view.state().get(block["block_id"], {}).get(element["action_id"], {}),
+            trigger_id=self.workspace.mint_trigger(user.id),
+            action_ts=_action_ts(),
+        )
+
+    def build_block_suggestion(
+        self, user_id: str, view_id: str, action_id: str, value: str
+    ) -> JsonDict:
+        """The options request of ``user_id`` typing ``value`` in an external select."""
+        user = self.workspace.user(user_id)
+        view = self._users_view(user.id, view_id)
+        block, element = view.element(action_id)
+        if element["type"] not in ("external_select", "multi_external_select"):
+            raise LookupError(f"{action_id!r} is a {element['type']}, not an external select")
+        return block_suggestion_payload(
+            self._installation,
+            user,
+            self._view_payload(view),
+            block_id=block["block_id"],
+            action_id=element["action_id"],
+            value=value,
         )
 
     def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
@@ -341,22 +523,16 @@ class SlackStandIn(StartStop):
         return signature_headers(self.signing_secret, body, timestamp)
 
     def socket_mode_envelope(self, kind: EnvelopeKind, payload: JsonDict) -> JsonDict:
-        """The Socket Mode envelope around a slash command (``slash_commands``) or click."""
+        """The Socket Mode envelope around a slash command (``slash_commands``) or interaction."""
         return socket_mode_envelope(kind, payload)
 
-    def send_command(
-        self,
-        user_id: str,
-        channel_id: str,
-        text: str,
-        *,
-        timestamp: int | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """``asend_command`` for tests that run no event loop of their own."""
-        return asyncio.run(
-            self.asend_command(user_id, channel_id, text, timestamp=timestamp, signature=signature)
-        )
+    def answer_view_submission(self, view_id: str, answer: JsonDict | None) -> None:
+        """Show the bot's answer to a submission: ``None`` (an empty ack) or its JSON body.
+
+        For Socket Mode, pass the acknowledgement's ``payload``; over HTTP ``submit_view``
+        does it. See ``slack_views`` for what each ``response_action`` does.
+        """
+        self.workspace.change_view(lambda modals: modals.answer_submission(view_id, answer))
 
     async def asend_command(
         self,
@@ -384,31 +560,7 @@ class SlackStandIn(StartStop):
         self._after_command(fields, response)
         return response
 
-    def click(
-        self,
-        user_id: str,
-        channel_id: str,
-        message_ts: str,
-        action_id: str,
-        value: str | None = None,
-        *,
-        message: Message | None = None,
-        timestamp: int | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        """``aclick`` for tests that run no event loop of their own."""
-        return asyncio.run(
-            self.aclick(
-                user_id,
-                channel_id,
-                message_ts,
-                action_id,
-                value,
-                message=message,
-                timestamp=timestamp,
-                signature=signature,
-            )
-        )
+    send_command = blocking(asend_command)
 
     async def aclick(
         self,
@@ -426,11 +578,128 @@ class SlackStandIn(StartStop):
         payload = self.build_block_action(
             user_id, channel_id, message_ts, action_id, value, message=message
         )
-        body = click_body(payload)
-        async with httpx.AsyncClient(timeout=self.ack_timeout) as client:
-            return await client.post(
-                self._target(), content=body, headers=self._headers(body, timestamp, signature)
+        return await self._interact(payload, timestamp=timestamp, signature=signature)
+
+    click = blocking(aclick)
+
+    async def ashortcut(self, user_id: str, callback_id: str) -> httpx.Response:
+        """Run the app's global shortcut as ``user_id``; Slack ignores the answer's body."""
+        return await self._interact(self.build_shortcut(user_id, callback_id))
+
+    shortcut = blocking(ashortcut)
+
+    async def asubmit_view(
+        self,
+        user_id: str,
+        view_id: str,
+        values: Mapping[str, object] | None = None,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        """Submit the view ``user_id`` sees, and show the bot's answer in the modal like Slack.
+
+        See ``build_view_submission`` for ``values`` and what is refused before sending. The
+        answer is applied (``slack.view(view_id)`` shows the result: closed, updated, its
+        ``errors``); an error status, or a body Slack cannot use, leaves the view open with a
+        ``failure``. A bot slower than ``ack_timeout`` raises ``httpx.TimeoutException`` after
+        the view records ``operation_timeout``.
+        """
+        payload = self.build_view_submission(user_id, view_id, values)
+        try:
+            response = await self._interact(payload, timestamp=timestamp, signature=signature)
+        except httpx.TimeoutException:
+            self._view_failed(view_id, "operation_timeout")
+            raise
+        except httpx.HTTPError:
+            self._view_failed(view_id, "dispatch_failed")
+            raise
+        if response.status_code != 200:
+            self._view_failed(view_id, "dispatch_failed")
+        elif not response.content.strip():
+            self.answer_view_submission(view_id, None)
+        else:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict):
+                self.answer_view_submission(view_id, answer)
+            else:
+                self._view_failed(view_id, "invalid_response")
+        return response
+
+    submit_view = blocking(asubmit_view)
+
+    async def aclose_view(self, user_id: str, view_id: str) -> httpx.Response | None:
+        """``user_id`` dismisses their modal; the bot hears of it only with ``notify_on_close``.
+
+        Returns the bot's response to ``view_closed``, or ``None`` when nothing was sent.
+        """
+        user = self.workspace.user(user_id)
+        stack = self.workspace.modal(user.id)
+        view = self.workspace.change_view(lambda modals: modals.close(user.id, view_id))
+        if not view.definition.get("notify_on_close"):
+            return None
+        payload = view_closed_payload(
+            self._installation,
+            user,
+            self._view_payload(view),
+            is_cleared=len(stack) > 1,
+        )
+        return await self._interact(payload)
+
+    close_view = blocking(aclose_view)
+
+    async def aselect_in_view(
+        self, user_id: str, view_id: str, action_id: str, selected: object = None
+    ) -> httpx.Response | None:
+        """``user_id`` chooses (or types) ``selected`` in an element of the view they see.
+
+        Slack sends ``block_actions`` at once for an element of an actions block or a
+        section's accessory, and for an input's element only when the input block has
+        ``dispatch_action: true``; otherwise the choice waits for the submission and this
+        returns ``None``. The bot's answer body is ignored, as Slack does.
+        """
+        payload = self.build_view_action(user_id, view_id, action_id, selected)
+        view = self.workspace.view(view_id)
+        block, _ = view.element(action_id)
+        if block["type"] == "input" and not block.get("dispatch_action"):
+            return None
+        return await self._interact(payload)
+
+    select_in_view = blocking(aselect_in_view)
+
+    async def asuggest_options(
+        self, user_id: str, view_id: str, action_id: str, value: str
+    ) -> Suggestions:
+        """``user_id`` types ``value`` in an external select: ask the bot for options.
+
+        Posted to ``options_url`` (else ``request_url``). Nothing is sent below the element's
+        ``min_query_length``. The options answered are remembered, so ``submit_view`` or
+        ``select_in_view`` can then choose one by its value.
+        """
+        payload = self.build_block_suggestion(user_id, view_id, action_id, value)
+        view = self.workspace.view(view_id)
+        _, element = view.element(action_id)
+        if len(value) < int(element.get("min_query_length", DEFAULT_MIN_QUERY_LENGTH)):
+            return Suggestions(None)
+        response = await self._interact(payload, url=self.options_url)
+        if response.status_code != 200:
+            return Suggestions(response, error=f"HTTP {response.status_code}")
+        try:
+            options, groups = check_options(response.json())
+        except (ValueError, InvalidOptionsError) as error:
+            return Suggestions(response, error=str(error))
+        shown = [*options, *(o for group in groups for o in group["options"])]
+        self.workspace.change_view(
+            lambda modals: modals.remember_options(
+                view_id, payload["block_id"], payload["action_id"], shown
             )
+        )
+        return Suggestions(response, options, groups)
+
+    suggest_options = blocking(asuggest_options)
 
     # Internals.
 
@@ -453,11 +722,42 @@ class SlackStandIn(StartStop):
         when = int(time.time()) if timestamp is None else timestamp
         return signature_headers(self.signing_secret, body, when, signature=signature)
 
-    def _trigger_id(self) -> str:
-        return (
-            f"{self._random.randrange(10**12, 10**13)}."
-            f"{self._random.randrange(10**11, 10**12)}.{self._random.getrandbits(128):032x}"
-        )
+    async def _interact(
+        self,
+        payload: JsonDict,
+        *,
+        url: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        """POST an interaction payload to the bot, signed, as Slack does."""
+        body = click_body(payload)
+        async with httpx.AsyncClient(timeout=self.ack_timeout) as client:
+            return await client.post(
+                url or self._target(),
+                content=body,
+                headers=self._headers(body, timestamp, signature),
+            )
+
+    def _users_view(self, user_id: str, view_id: str) -> View:
+        """The open view ``view_id``, which must be one of ``user_id``'s; else ``LookupError``."""
+        try:
+            view = self.workspace.view(view_id)
+        except KeyError:
+            raise LookupError(f"no view {view_id}") from None
+        if view.user != user_id or not view.is_open:
+            raise LookupError(f"{user_id} has no open view {view_id}")
+        return view
+
+    @property
+    def _installation(self) -> Installation:
+        return Installation(self.team, self.bot.app_id, self.verification_token)
+
+    def _view_payload(self, view: View) -> JsonDict:
+        return view.as_payload(self.team.id, self.bot.app_id, self.bot.bot_id)
+
+    def _view_failed(self, view_id: str, reason: str) -> None:
+        self.workspace.change_view(lambda modals: modals.fail(view_id, reason))
 
     def _after_command(self, fields: dict[str, str], response: httpx.Response) -> None:
         """Show the ack like Slack: a body becomes a message, an error status a failure note.
@@ -489,3 +789,7 @@ class SlackStandIn(StartStop):
     def _command_failed(self, fields: dict[str, str], error: str) -> None:
         text = f'{fields["command"]} failed with the error "{error}"'
         self.workspace.add_slackbot_notice(fields["channel_id"], fields["user_id"], text)
+
+
+def _action_ts() -> str:
+    return f"{time.time():.6f}"

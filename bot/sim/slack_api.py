@@ -1,9 +1,10 @@
 """Slack's side of the wire: the workspace, the Web API and ``response_url``, over real HTTP.
 
-``Workspace`` is the in-memory model (users, user groups, channels and their messages) plus
-everything the bot's calls leave behind: the Web API call log, armed faults and the response
-URLs minted for commands and clicks. Every method takes one lock, so tests and a future browser
-page can read it from their own thread while the server runs on another.
+``Workspace`` is the in-memory model (users, user groups, channels, direct messages with the
+app, their messages, and modal views) plus everything the bot's calls leave behind: the Web API
+call log, armed faults, and the response URLs and trigger ids minted for what people do. Every
+method takes one lock, so tests and the browser page can read it from their own thread while
+the server runs on another.
 
 ``create_app`` serves it: ``POST|GET /api/{method}`` answers like ``slack.com/api`` (form,
 JSON or query arguments; HTTP 200 with ``ok: false`` for errors, 429/500 only when a fault is
@@ -22,11 +23,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.sim.slack_errors import ApiError
+from bot.sim.slack_views import Modals, View
+
 __all__ = [
+    "ApiError",
     "BotUser",
     "Channel",
     "Message",
@@ -34,18 +39,24 @@ __all__ = [
     "Team",
     "User",
     "UserGroup",
+    "View",
     "WebApiCall",
     "Workspace",
     "create_app",
 ]
 
 JsonDict = dict[str, Any]
+T = TypeVar("T")
 
 SLACKBOT = "USLACKBOT"
 MAX_BLOCKS = 50
 MAX_TEXT = 40_000
 RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL_SECONDS = 30 * 60
+# A trigger id is good for one views.open (or views.push) within three seconds.
+TRIGGER_TTL_SECONDS = 3.0
+# Slack names every direct message conversation so in interaction payloads.
+IM_NAME = "directmessage"
 CHAT_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
 
 
@@ -88,12 +99,22 @@ class UserGroup:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """A channel, its human members, and whether the bot was invited."""
+    """A channel, its human members, and whether the bot was invited.
+
+    A direct message between the app and one person (``is_im``, id ``D...``) has that person
+    as its only member, the bot in it, and the name Slack gives every DM in payloads.
+    """
 
     id: str
     name: str
     members: frozenset[str]
     bot_member: bool
+    is_im: bool = False
+
+    @property
+    def im_user(self) -> str | None:
+        """The person a direct message is with; ``None`` for a channel."""
+        return next(iter(self.members)) if self.is_im else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,19 +218,21 @@ class _ResponseUrl:
     posts: int = 0
 
 
-class ApiError(Exception):
-    """A Slack error code, answered with HTTP 200 and ``ok: false``."""
+@dataclass(slots=True)
+class _Trigger:
+    """A trigger id: who did what minted it, when, and whether an app exchanged it already."""
 
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
+    user: str
+    created: float
+    used: bool = False
 
 
 class Workspace:
     """The workspace model and the behaviour of Slack's servers; safe to use from any thread.
 
     ``clock`` (epoch seconds) mints message timestamps and ages response URLs, so a test can
-    expire a URL by moving a fake clock.
+    expire a URL by moving a fake clock; it also ages trigger ids, which ``views.open`` and
+    ``views.push`` accept once and within ``trigger_ttl`` seconds (Slack's three by default).
     """
 
     def __init__(
@@ -219,6 +242,7 @@ class Workspace:
         team: Team,
         bot: BotUser,
         clock: Callable[[], float] = time.time,
+        trigger_ttl: float = TRIGGER_TTL_SECONDS,
     ) -> None:
         self.bot_token = bot_token
         # Socket Mode: the app-level token ``apps.connections.open`` accepts, and the WebSocket
@@ -241,12 +265,20 @@ class Workspace:
         self._last_ts = 0
         self._version = 0
         self._random = random.Random()
+        self.trigger_ttl = trigger_ttl
+        self._triggers: dict[str, _Trigger] = {}
+        self._modals = Modals(self._random, clock)
         self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
+            "chat.getPermalink": self._permalink,
+            "conversations.open": self._conversations_open,
             "usergroups.users.list": self._usergroup_members,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
         }
 
     # Configuration.
@@ -368,6 +400,21 @@ class Workspace:
                 )
             return self.calls_to(method)
 
+    def wait_until(self, probe: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Block until ``probe`` (called under the lock) returns something; ``TimeoutError``."""
+        found: list[T] = []
+
+        def ready() -> bool:
+            result = probe()
+            if result is not None:
+                found.append(result)
+            return result is not None
+
+        with self._cond:
+            if not self._cond.wait_for(ready, timeout):
+                raise TimeoutError(f"waited {timeout}s for {what}")
+            return found[-1]
+
     @property
     def response_posts(self) -> list[ResponsePost]:
         """Every post to a ``response_url`` so far, accepted or not, oldest first."""
@@ -426,7 +473,7 @@ class Workspace:
         try:
             return Reply(200, {"ok": True, **handler(args)})
         except ApiError as exc:
-            return _error(exc.error)
+            return _error(exc.error, exc.messages)
 
     def _connections_open(self, token: str | None) -> Reply:
         """Socket Mode's first step: an app-level token gets the WebSocket URL to connect to."""
@@ -463,13 +510,8 @@ class Workspace:
         }
 
     def _update(self, args: JsonDict) -> JsonDict:
-        channel_id = str(args.get("channel") or "")
-        if channel_id not in self._channels:
-            raise ApiError("channel_not_found")
-        try:
-            message = self._find(channel_id, str(args.get("ts") or ""))
-        except KeyError:
-            raise ApiError("message_not_found") from None
+        message = self._message_in(args, "ts")
+        channel_id = message.channel
         if message.is_ephemeral or message.user != self.bot.user_id:
             raise ApiError("cant_update_message")
         has_text, has_blocks = "text" in args, "blocks" in args
@@ -517,6 +559,152 @@ class Workspace:
         if group is None:
             raise ApiError("no_such_subteam")
         return {"users": list(group.members)}
+
+    def _permalink(self, args: JsonDict) -> JsonDict:
+        """``chat.getPermalink``: a thread reply's link also names its thread and channel."""
+        message = self._message_in(args, "message_ts")
+        channel_id = message.channel
+        if message.is_ephemeral:
+            raise ApiError("message_not_found")
+        link = (
+            f"https://{self.team.domain}.slack.com/archives/{channel_id}/"
+            f"p{message.ts.replace('.', '')}"
+        )
+        if message.thread_ts is not None and message.thread_ts != message.ts:
+            link += f"?thread_ts={message.thread_ts}&cid={channel_id}"
+        return {"channel": channel_id, "permalink": link}
+
+    def _conversations_open(self, args: JsonDict) -> JsonDict:
+        """``conversations.open``: the direct message with one person, opened once.
+
+        A second call answers the same channel with ``no_op`` and ``already_open``;
+        ``return_im`` asks for the whole channel object. Group DMs are not modelled.
+        """
+        raw_users = args.get("users")
+        users = raw_users if isinstance(raw_users, list) else str(raw_users or "").split(",")
+        users = [str(user).strip() for user in users if str(user).strip()]
+        if not users:
+            channel = self._channels.get(str(args.get("channel") or ""))
+            if not args.get("channel"):
+                raise ApiError("users_list_not_supplied")
+            if channel is None or not channel.is_im:
+                raise ApiError("channel_not_found")
+            users = [str(channel.im_user)]
+        if len(users) > 1:
+            raise ApiError("group_dms_not_modelled_by_the_stand_in")
+        if users[0] == self.bot.user_id:
+            raise ApiError("cannot_dm_bot")
+        if users[0] not in self._users:
+            raise ApiError("user_not_found")
+        channel, created = self._open_im(users[0])
+        answer: JsonDict = {} if created else {"no_op": True, "already_open": True}
+        if _truthy(args.get("return_im")):
+            answer["channel"] = {
+                "id": channel.id,
+                "created": int(self._clock()),
+                "is_im": True,
+                "is_org_shared": False,
+                "user": users[0],
+                "last_read": "0000000000.000000",
+                "latest": None,
+                "unread_count": 0,
+                "unread_count_display": 0,
+                "is_open": True,
+                "priority": 0,
+            }
+        else:
+            answer["channel"] = {"id": channel.id}
+        return answer
+
+    def _views_open(self, args: JsonDict) -> JsonDict:
+        user = self._exchange_trigger(args)
+        return {"view": self._view_payload(self._modals.open(user, _required(args, "view")))}
+
+    def _views_push(self, args: JsonDict) -> JsonDict:
+        user = self._exchange_trigger(args)
+        return {"view": self._view_payload(self._modals.push(user, _required(args, "view")))}
+
+    def _views_update(self, args: JsonDict) -> JsonDict:
+        view = self._modals.update(
+            str(args.get("view_id") or "") or None,
+            str(args.get("external_id") or "") or None,
+            _required(args, "view"),
+            str(args.get("hash") or "") or None,
+        )
+        return {"view": self._view_payload(view)}
+
+    def _exchange_trigger(self, args: JsonDict) -> str:
+        """The user a trigger id was minted for, once; Slack's errors otherwise."""
+        trigger_id = str(args.get("trigger_id") or "")
+        if not trigger_id:
+            raise ApiError("invalid_arguments", ["[ERROR] missing required field: trigger_id"])
+        trigger = self._triggers.get(trigger_id)
+        if trigger is None:
+            raise ApiError("invalid_trigger_id")
+        if trigger.used:
+            raise ApiError("exchanged_trigger_id")
+        if self._clock() - trigger.created > self.trigger_ttl:
+            raise ApiError("expired_trigger_id")
+        trigger.used = True
+        return trigger.user
+
+    def _view_payload(self, view: View) -> JsonDict:
+        return view.as_payload(self.team.id, self.bot.app_id, self.bot.bot_id)
+
+    # Triggers, direct messages and views, for the stand-in's own use.
+
+    def mint_trigger(self, user: str) -> str:
+        """A fresh trigger id for something ``user`` did, shaped like Slack's."""
+        with self._cond:
+            while True:
+                trigger_id = (
+                    f"{self._random.randrange(10**12, 10**13)}."
+                    f"{self._random.randrange(10**11, 10**12)}."
+                    f"{self._random.getrandbits(128):032x}"
+                )
+                if trigger_id not in self._triggers:
+                    self._triggers[trigger_id] = _Trigger(user, self._clock())
+                    return trigger_id
+
+    def open_im(self, user: str) -> Channel:
+        """The direct message between the app and ``user``, opened if need be."""
+        with self._cond:
+            if user not in self._users:
+                raise KeyError(f"no user {user}")
+            channel, _ = self._open_im(user)
+            return channel
+
+    def ims(self, user: str | None = None) -> list[Channel]:
+        """The open direct messages with the app (only ``user``'s when given)."""
+        with self._cond:
+            return [
+                channel
+                for channel in self._channels.values()
+                if channel.is_im and user in (None, channel.im_user)
+            ]
+
+    def view(self, view_id: str) -> View:
+        """One modal view, open or closed; ``KeyError`` when no app opened it."""
+        with self._cond:
+            return self._modals.get(view_id)
+
+    def open_view(self, user: str) -> View | None:
+        """The view ``user`` sees now, or ``None`` when no modal is open for them."""
+        with self._cond:
+            return self._modals.top(user)
+
+    def modal(self, user: str) -> list[View]:
+        """The views of ``user``'s open modal, root first, the visible one last."""
+        with self._cond:
+            return self._modals.stack(user)
+
+    def change_view(self, change: Callable[[Modals], T]) -> T:
+        """Apply ``change`` to the modals under the lock and tell readers something changed."""
+        with self._cond:
+            try:
+                return change(self._modals)
+            finally:
+                self._changed()
 
     # response_url.
 
@@ -630,12 +818,20 @@ class Workspace:
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve_channel(self, value: object) -> Channel:
-        """A channel by id, or by name with or without ``#`` as ``chat.postMessage`` allows."""
+        """A channel by id, or by name with or without ``#``, as ``chat.postMessage`` allows.
+
+        A user id stands for the direct message between the app and that person (Slack posts
+        it in the app's Messages tab), opened if need be.
+        """
         key = str(value or "")
         channel = self._channels.get(key)
+        if channel is None and key in self._users:
+            channel, _ = self._open_im(key)
         if channel is None:
             name = key.removeprefix("#")
-            channel = next((c for c in self._channels.values() if c.name == name), None)
+            channel = next(
+                (c for c in self._channels.values() if c.name == name and not c.is_im), None
+            )
         if channel is None:
             raise ApiError("channel_not_found")
         return channel
@@ -719,6 +915,27 @@ class Workspace:
         self._changed()
         return message
 
+    def _message_in(self, args: JsonDict, ts_argument: str) -> Message:
+        """The message ``channel`` and ``ts_argument`` name, or Slack's error for either."""
+        channel_id = str(args.get("channel") or "")
+        if channel_id not in self._channels:
+            raise ApiError("channel_not_found")
+        try:
+            return self._find(channel_id, str(args.get(ts_argument) or ""))
+        except KeyError:
+            raise ApiError("message_not_found") from None
+
+    def _open_im(self, user: str) -> tuple[Channel, bool]:
+        channel_id = f"D{user[1:]}"
+        existing = self._channels.get(channel_id)
+        if existing is not None:
+            return existing, False
+        channel = Channel(channel_id, IM_NAME, frozenset({user}), bot_member=True, is_im=True)
+        self._channels[channel_id] = channel
+        self._messages[channel_id] = []
+        self._changed()
+        return channel, True
+
     def _find(self, channel_id: str, ts: str) -> Message:
         for message in self._messages.get(channel_id, ()):
             if message.ts == ts:
@@ -769,6 +986,16 @@ def _decode_blocks(value: object) -> object:
     return value
 
 
+def _required(args: JsonDict, name: str) -> object:
+    if args.get(name) in (None, ""):
+        raise ApiError("invalid_arguments", [f"[ERROR] missing required field: {name}"])
+    return args[name]
+
+
+def _truthy(value: object) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
 def _lacks_text(args: JsonDict) -> bool:
     return bool(args.get("blocks")) and not str(args.get("text") or "").strip()
 
@@ -788,8 +1015,11 @@ def _copy(message: Message) -> Message:
     )
 
 
-def _error(error: str) -> Reply:
-    return Reply(200, {"ok": False, "error": error})
+def _error(error: str, messages: Iterable[str] = ()) -> Reply:
+    body: JsonDict = {"ok": False, "error": error}
+    if messages:
+        body["response_metadata"] = {"messages": list(messages)}
+    return Reply(200, body)
 
 
 # HTTP.

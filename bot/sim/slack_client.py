@@ -1,14 +1,21 @@
 """Slack as a client of the bot: the requests Slack sends, built and signed as Slack does.
 
-Pure functions: the slash command form, the ``block_actions`` payload of a button click, the
-Socket Mode envelope around either, and the ``v0`` signature headers. ``SlackStandIn`` fills
-them from its workspace and sends them over HTTP.
+Pure functions: the slash command form; the interaction payloads (a button click's
+``block_actions``, a global ``shortcut``, and in a modal ``view_submission``, ``view_closed``,
+``block_suggestion`` and ``block_actions`` with a ``view`` container); the Socket Mode envelope
+around any of them; and the ``v0`` signature headers. ``SlackStandIn`` fills them from its
+workspace and sends them over HTTP.
+
+The shapes follow the payloads in bolt-python's ``tests/scenario_tests`` (``test_view_submission``,
+``test_view_closed``, ``test_block_suggestion``, ``test_shortcut``, ``test_block_actions``) and
+Slack's interaction payload reference (docs.slack.dev ``reference/interaction-payloads``).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -18,17 +25,25 @@ from bot.sim.slack_api import Channel, Message, Team, User, find_button
 
 __all__ = [
     "EnvelopeKind",
+    "Installation",
     "block_actions_payload",
+    "block_suggestion_payload",
     "click_body",
     "command_body",
+    "shortcut_payload",
     "signature_headers",
     "slash_command_fields",
     "socket_mode_envelope",
+    "view_action_payload",
+    "view_closed_payload",
+    "view_submission_payload",
 ]
 
 JsonDict = dict[str, Any]
 EnvelopeKind = Literal["slash_commands", "interactive"]
 FORM = "application/x-www-form-urlencoded"
+# Interactions whose acknowledgement carries an answer Slack uses (response_action, options).
+ANSWERED_INTERACTIONS = frozenset({"view_submission", "block_suggestion"})
 
 
 def slash_command_fields(
@@ -99,7 +114,7 @@ def block_actions_payload(
         action["style"] = button["style"]
     payload: JsonDict = {
         "type": "block_actions",
-        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": team.id},
+        "user": _user(user, team),
         "api_app_id": app_id,
         "token": verification_token,
         "container": {
@@ -109,7 +124,7 @@ def block_actions_payload(
             "is_ephemeral": message.is_ephemeral,
         },
         "trigger_id": trigger_id,
-        "team": {"id": team.id, "domain": team.domain},
+        "team": _team(team),
         "enterprise": None,
         "is_enterprise_install": False,
         "channel": {"id": channel.id, "name": channel.name},
@@ -122,15 +137,104 @@ def block_actions_payload(
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """The app as installed in a workspace: what every interaction payload names."""
+
+    team: Team
+    app_id: str
+    verification_token: str
+
+
+def view_submission_payload(
+    app: Installation, user: User, view: JsonDict, *, trigger_id: str
+) -> JsonDict:
+    """A person submitting a modal: the whole view, its ``state.values`` filled in."""
+    return _about(app, "view_submission", user) | {
+        "trigger_id": trigger_id,
+        "view": view,
+        "response_urls": [],
+    }
+
+
+def view_closed_payload(
+    app: Installation, user: User, view: JsonDict, *, is_cleared: bool
+) -> JsonDict:
+    """A person dismissing a modal whose view asked for ``notify_on_close``."""
+    return _about(app, "view_closed", user) | {"view": view, "is_cleared": is_cleared}
+
+
+def block_suggestion_payload(
+    app: Installation, user: User, view: JsonDict, *, block_id: str, action_id: str, value: str
+) -> JsonDict:
+    """An options request: what a person typed in an external select of a modal."""
+    return _from_view(app, "block_suggestion", user, view) | {
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+    }
+
+
+def view_action_payload(
+    app: Installation,
+    user: User,
+    view: JsonDict,
+    *,
+    block_id: str,
+    element: JsonDict,
+    state: JsonDict,
+    trigger_id: str,
+    action_ts: str,
+) -> JsonDict:
+    """``block_actions`` from inside a modal: a choice in an element that dispatches actions.
+
+    The container is the view; there is no channel, message or response URL. The action
+    carries the element's type, ids and its new value as ``state`` holds it (``value``,
+    ``selected_option``, ``selected_options``, ``selected_conversation``...).
+    """
+    action: JsonDict = {"type": element["type"], "action_id": element["action_id"]}
+    action["block_id"] = block_id
+    action.update({key: value for key, value in state.items() if key != "type"})
+    if element["type"] == "button":
+        action["text"] = element.get("text")
+        action["value"] = element.get("value")
+    if "placeholder" in element:
+        action["placeholder"] = element["placeholder"]
+    action["action_ts"] = action_ts
+    return _from_view(app, "block_actions", user, view) | {
+        "trigger_id": trigger_id,
+        "actions": [action],
+    }
+
+
+def shortcut_payload(
+    app: Installation, user: User, *, callback_id: str, trigger_id: str, action_ts: str
+) -> JsonDict:
+    """A global shortcut (the lightning menu), which carries a trigger id and nothing else."""
+    return {
+        "type": "shortcut",
+        "token": app.verification_token,
+        "action_ts": action_ts,
+        "team": _team(app.team),
+        "user": {"id": user.id, "username": user.name, "team_id": app.team.id},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+    }
+
+
 def socket_mode_envelope(kind: EnvelopeKind, payload: JsonDict) -> JsonDict:
     """The envelope Slack wraps a payload in over a Socket Mode WebSocket.
 
-    Only slash commands accept a response payload in the ack; clicks do not.
+    Slash commands, view submissions and options requests accept a response payload in the
+    ack (the message, the ``response_action``, the options); clicks and the rest do not.
     """
+    answered = kind == "slash_commands" or payload.get("type") in ANSWERED_INTERACTIONS
     return {
         "envelope_id": str(uuid.uuid4()),
         "type": kind,
-        "accepts_response_payload": kind == "slash_commands",
+        "accepts_response_payload": answered,
         "payload": payload,
     }
 
@@ -141,8 +245,37 @@ def command_body(fields: dict[str, str]) -> bytes:
 
 
 def click_body(payload: JsonDict) -> bytes:
-    """A click as it goes over HTTP: one ``payload`` form field holding the JSON."""
+    """An interaction (a click, a submission...) over HTTP: one ``payload`` field of JSON."""
     return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _about(app: Installation, kind: str, user: User) -> JsonDict:
+    """What every interaction with a modal carries: its type, who, the app and workspace."""
+    return {
+        "type": kind,
+        "team": _team(app.team),
+        "user": _user(user, app.team),
+        "api_app_id": app.app_id,
+        "token": app.verification_token,
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def _from_view(app: Installation, kind: str, user: User, view: JsonDict) -> JsonDict:
+    """An interaction from inside a modal: the view is its container and comes with it."""
+    return _about(app, kind, user) | {
+        "container": {"type": "view", "view_id": view["id"]},
+        "view": view,
+    }
+
+
+def _user(user: User, team: Team) -> JsonDict:
+    return {"id": user.id, "username": user.name, "name": user.name, "team_id": team.id}
+
+
+def _team(team: Team) -> JsonDict:
+    return {"id": team.id, "domain": team.domain}
 
 
 def signature_headers(

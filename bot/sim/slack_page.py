@@ -1,26 +1,30 @@
 """The demo's web page: a Slack-like channel view served by the Slack stand-in.
 
-The page itself is plain HTML, CSS and JavaScript in ``static/`` (no build step, nothing fetched
-from the network). It reads the stand-in's workspace through a small JSON API and sends what
-the person at the keyboard does back through the stand-in, which builds and signs the requests
-exactly as Slack does and posts them to the bot's real ``/slack/events``::
+The page itself is plain HTML, CSS and JavaScript modules in ``static/`` (no build step, nothing
+fetched from the network). It reads the stand-in's workspace through a small JSON API and sends
+what the person at the keyboard does back through the stand-in, which builds and signs the
+requests exactly as Slack does and posts them to the bot's real ``/slack/events``::
 
     GET  /                          the page
-    GET  /static/{name}             its script and style sheet
+    GET  /static/{name}             its scripts and style sheet
     GET  /page/api/workspace        people (with their demo roles), channels, user groups, bot,
-                                    and the slash command's usage hint
-    GET  /page/api/messages         ?channel=C...&user=U...: the channel as that person sees it
-                                    (ephemeral messages only for the one they were sent to)
+                                    the slash command's usage hint, whether DIS is there
+    GET  /page/api/messages         ?channel=C...&user=U...: the channel (or that person's DM
+                                    with the app) as they see it, ephemeral messages only for
+                                    the one they were sent to; the modal they see, if any; and
+                                    how many messages each of their DMs holds
     POST /page/api/command          {user, channel, text}: a slash command typed in the box
     POST /page/api/message          {user, channel, text}: a plain message typed in the box
     POST /page/api/click            {user, channel, ts, action_id}: a button click
+    POST /page/api/dm               {user}: open the person's DM with the app (its Messages tab)
 
-Errors answer ``{"ok": false, "error": "..."}`` with a 4xx status, so the page can show them.
+plus the modal's routes (``page_modals``) and the DIS console's (``page_console``). Errors answer
+``{"ok": false, "error": "..."}`` with a 4xx status, so the page can show them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,9 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from bot.sim.page_api import PageError, as_json, read_fields
+from bot.sim.page_console import ConsoleRoutes, DisConsole
+from bot.sim.page_modals import ModalRoutes, modal_view
 from bot.sim.slack import SlackStandIn
 from bot.sim.slack_api import SLACKBOT, Channel, Message, Workspace
 
@@ -41,13 +48,17 @@ __all__ = [
 ]
 
 JsonDict = dict[str, Any]
-Handler = Callable[[web.Request], Awaitable[JsonDict]]
 
 STATIC_DIR = Path(__file__).with_name("static")
 # Only these files are served, so no request path can reach anything else on disk.
 STATIC_FILES: Mapping[str, str] = {
     "index.html": "text/html",
     "app.js": "text/javascript",
+    "dom.js": "text/javascript",
+    "mrkdwn.js": "text/javascript",
+    "blocks.js": "text/javascript",
+    "modal.js": "text/javascript",
+    "console.js": "text/javascript",
     "style.css": "text/css",
 }
 # The page runs nothing it did not get from the stand-in and talks to nothing else.
@@ -76,21 +87,23 @@ class PageConfig:
     command_description: str = COMMAND_DESCRIPTION
 
 
-class PageError(Exception):
-    """A request the page API refuses; answered as JSON with ``status``."""
-
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-
-
 class SlackPage:
-    """The page's routes over one ``SlackStandIn``; ``install`` adds them to its app."""
+    """The page's routes over one ``SlackStandIn``; ``install`` adds them to its app.
 
-    def __init__(self, stand_in: SlackStandIn, config: PageConfig | None = None) -> None:
+    ``dis`` (the DIS stand-in) feeds the page's DIS console; without it there is none.
+    """
+
+    def __init__(
+        self,
+        stand_in: SlackStandIn,
+        config: PageConfig | None = None,
+        *,
+        dis: DisConsole | None = None,
+    ) -> None:
         self._stand_in = stand_in
         self._config = config or PageConfig()
+        self._modals = ModalRoutes(stand_in)
+        self._console = ConsoleRoutes(dis)
 
     @property
     def _workspace(self) -> Workspace:
@@ -100,11 +113,14 @@ class SlackPage:
         """Add the page and its API to the stand-in's ``aiohttp`` app."""
         app.router.add_get("/", self.index)
         app.router.add_get("/static/{name}", self.static)
-        app.router.add_get("/page/api/workspace", _as_json(self.workspace))
-        app.router.add_get("/page/api/messages", _as_json(self.messages))
-        app.router.add_post("/page/api/command", _as_json(self.command))
-        app.router.add_post("/page/api/message", _as_json(self.message))
-        app.router.add_post("/page/api/click", _as_json(self.click))
+        app.router.add_get("/page/api/workspace", as_json(self.workspace))
+        app.router.add_get("/page/api/messages", as_json(self.messages))
+        app.router.add_post("/page/api/command", as_json(self.command))
+        app.router.add_post("/page/api/message", as_json(self.message))
+        app.router.add_post("/page/api/click", as_json(self.click))
+        app.router.add_post("/page/api/dm", as_json(self.dm))
+        self._modals.install(app)
+        self._console.install(app)
 
     # Static files.
 
@@ -122,7 +138,11 @@ class SlackPage:
         """Everything the page needs once: people, channels, groups, the bot, the command."""
         workspace = self._workspace
         return {
-            "team": {"id": workspace.team.id, "name": workspace.team.name},
+            "team": {
+                "id": workspace.team.id,
+                "name": workspace.team.name,
+                "domain": workspace.team.domain,
+            },
             "bot": {
                 "user_id": workspace.bot.user_id,
                 "bot_id": workspace.bot.bot_id,
@@ -145,6 +165,7 @@ class SlackPage:
                     "bot_member": channel.bot_member,
                 }
                 for channel in workspace.channels()
+                if not channel.is_im
             ],
             "usergroups": [
                 {"id": group.id, "handle": group.handle, "members": list(group.members)}
@@ -156,29 +177,47 @@ class SlackPage:
                 "usage_hint": self._config.usage_hint,
                 "description": self._config.command_description,
             },
+            "dis_console": self._console.available,
         }
 
     async def messages(self, request: web.Request) -> JsonDict:
         """A channel as ``user`` sees it: everyone's messages and only their own ephemerals.
 
-        Without ``user`` no ephemeral message is shown. ``version`` changes whenever anything
-        in the workspace does, so the page can skip redrawing when nothing happened.
+        Without ``user`` no ephemeral message is shown, and no DM can be read. ``version``
+        changes whenever anything in the workspace does (a view included), so the page can
+        skip redrawing when nothing happened. ``modal`` is the view ``user`` sees, and ``dms``
+        their direct messages with the app and how many messages each holds.
         """
         channel_id = request.query.get("channel", self._config.default_channel)
         channel = self._channel(channel_id)
         user = request.query.get("user") or None
         if user is not None:
             self._user(user)
+        if channel.is_im and user != channel.im_user:
+            raise PageError(403, "not_in_channel")
         version, messages = self._workspace.snapshot(channel.id)
         return {
             "version": version,
-            "channel": {"id": channel.id, "name": channel.name},
+            "channel": {
+                "id": channel.id,
+                "name": channel.name,
+                "is_im": channel.is_im,
+                "im_user": channel.im_user,
+            },
             "messages": [
                 self._message_view(message)
                 for message in messages
                 if message.visible_to is None or message.visible_to == user
             ],
+            "modal": None if user is None else modal_view(self._stand_in.open_view(user)),
+            "dms": [] if user is None else self._dms(user),
         }
+
+    async def dm(self, request: web.Request) -> JsonDict:
+        """Open the person's direct message with the app, as its Messages tab does."""
+        fields = await read_fields(request, "user")
+        channel = self._workspace.open_im(self._user(fields["user"]))
+        return {"ok": True, "channel": channel.id}
 
     async def command(self, request: web.Request) -> JsonDict:
         """Send a slash command typed in the box (``/dumptask ...``) as Slack would.
@@ -187,7 +226,7 @@ class SlackPage:
         (an ephemeral message, or a failure note from Slackbot). An unknown command gets
         Slackbot's usual note and never reaches the bot.
         """
-        fields = await _fields(request, "user", "channel", "text")
+        fields = await read_fields(request, "user", "channel", "text")
         user, channel = self._member(fields["user"], fields["channel"])
         word, _, text = fields["text"].strip().partition(" ")
         if word != self._stand_in.command:
@@ -212,7 +251,7 @@ class SlackPage:
 
     async def message(self, request: web.Request) -> JsonDict:
         """Post a plain message as a person; Slack stores what people type escaped."""
-        fields = await _fields(request, "user", "channel", "text")
+        fields = await read_fields(request, "user", "channel", "text")
         user, channel = self._member(fields["user"], fields["channel"])
         text = fields["text"].strip()
         if not text or len(text) > MAX_MESSAGE_LENGTH:
@@ -222,7 +261,7 @@ class SlackPage:
 
     async def click(self, request: web.Request) -> JsonDict:
         """Click a button on a message the person can see, signed and sent as Slack would."""
-        fields = await _fields(request, "user", "channel", "ts", "action_id")
+        fields = await read_fields(request, "user", "channel", "ts", "action_id")
         user, channel = self._member(fields["user"], fields["channel"])
         try:
             shown = self._workspace.message(channel, fields["ts"])
@@ -242,6 +281,18 @@ class SlackPage:
         return {"ok": response.status_code == 200, "status": response.status_code}
 
     # Helpers.
+
+    def _dms(self, user: str) -> list[JsonDict]:
+        return [
+            {
+                "id": im.id,
+                "count": sum(
+                    m.visible_to in (None, user) and m.thread_ts in (None, m.ts)
+                    for m in self._workspace.messages(im.id)
+                ),
+            }
+            for im in self._workspace.ims(user)
+        ]
 
     def _message_view(self, message: Message) -> JsonDict:
         return {
@@ -291,9 +342,11 @@ class SlackPage:
             raise PageError(503, "bot_not_connected")
 
 
-def install_page(stand_in: SlackStandIn, config: PageConfig | None = None) -> SlackPage:
-    """Serve the page from ``stand_in`` (call before it starts)."""
-    page = SlackPage(stand_in, config)
+def install_page(
+    stand_in: SlackStandIn, config: PageConfig | None = None, *, dis: DisConsole | None = None
+) -> SlackPage:
+    """Serve the page from ``stand_in`` (call before it starts), its DIS console from ``dis``."""
+    page = SlackPage(stand_in, config, dis=dis)
     stand_in.extend_app(page.install)
     return page
 
@@ -313,31 +366,3 @@ def _static_file(name: str) -> web.Response:
         charset="utf-8",
         headers={"Cache-Control": "no-store", "Content-Security-Policy": CONTENT_SECURITY_POLICY},
     )
-
-
-async def _fields(request: web.Request, *names: str) -> dict[str, str]:
-    """The named string fields of a JSON object body; anything else is a 400."""
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise PageError(400, "invalid_json") from None
-    if not isinstance(body, dict):
-        raise PageError(400, "invalid_json")
-    values = {name: body.get(name) for name in names}
-    missing = [name for name, value in values.items() if not isinstance(value, str) or not value]
-    if missing:
-        raise PageError(400, f"missing_{missing[0]}")
-    return {name: str(value) for name, value in values.items()}
-
-
-def _as_json(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Answer a handler's dict as JSON, and a ``PageError`` as ``{"ok": false, ...}``."""
-
-    async def respond(request: web.Request) -> web.Response:
-        try:
-            body = await handler(request)
-        except PageError as error:
-            return web.json_response({"ok": False, "error": error.error}, status=error.status)
-        return web.json_response(body, headers={"Cache-Control": "no-store"})
-
-    return respond
