@@ -495,6 +495,8 @@ class DumptaskService:
         try:
             return await self._dis.list_tasks(stream)
         except DisError as error:
+            if error.kind is DisErrorKind.USER:
+                raise UnknownStream(stream, error) from error
             raise DisUnavailable(stream, error) from error
 
     async def history(

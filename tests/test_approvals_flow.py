@@ -7,6 +7,7 @@ stand-ins saw, never on a fixed sleep.
 from __future__ import annotations
 
 from bot.jobs import JobState
+from bot.sim.dis import Fault
 from bot.vocabulary import TaskState
 from tests.conftest import APPROVER1, APPROVER2, ARCHIVE_ID, INCIDENT, OUTSIDER, REQUESTER, STREAM
 from tests.flow_helpers import (
@@ -105,3 +106,136 @@ def test_a_second_request_for_the_same_task_points_to_the_open_card(start_bot, s
     assert request_id_of(card) in refusal
     assert f"/archives/{INCIDENT}/p{card.ts.replace('.', '')}" in refusal
     assert len(cards(slack, INCIDENT)) == 1
+
+
+# -- deny with a reason, through the modal ------------------------------------------------------
+
+DENY = "dumptask.deny"
+
+
+def test_deny_asks_for_a_reason_in_a_modal_and_the_card_keeps_it(start_bot, slack, dis):
+    """Deny opens a modal; a blank reason is refused there; a real one closes the request."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    slack.click(APPROVER1, INCIDENT, card.ts, DENY)
+    view = slack.wait_for_view(APPROVER1)
+    assert view.callback_id == "dumptask.deny_modal"
+    answer = slack.submit_view(APPROVER1, view.id, {"dumptask.reason": "   "})
+    assert answer.status_code == 200
+    assert slack.view(view.id).errors == {
+        "reason": "Say why, so the requester knows what to do instead."
+    }
+    assert slack.view(view.id).is_open
+    slack.submit_view(APPROVER1, view.id, {"dumptask.reason": "bucket still <!channel> full"})
+    assert not slack.view(view.id).is_open
+    eventually(lambda: "Denied by" in card_text(slack, INCIDENT, card.ts), what="denied card")
+    shown = card_text(slack, INCIDENT, card.ts)
+    assert "bucket still &lt;!channel&gt; full" in shown
+    assert not has_buttons(slack, INCIDENT, card.ts)
+    assert dis.action_calls() == []
+
+
+def test_the_requester_is_told_to_cancel_instead_of_deny(start_bot, slack):
+    """The requester's Deny opens no modal and says to use Cancel."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    slack.click(REQUESTER, INCIDENT, card.ts, DENY)
+    [answer] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "Cancel" in answer
+    assert slack.open_view(REQUESTER) is None
+
+
+# -- direct messages to approvers -------------------------------------------------------------
+
+
+def test_dms_reach_each_approver_and_one_decision_updates_every_copy(start_bot, slack, dis):
+    """With DMs on, approvers get the card; one decision updates every copy; stale ones say who."""
+    bot = start_bot(dumptask_approvers="S0ONCALL", dumptask_notify_approvers="dm")
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    dms = {user: slack.dm(user) for user in (APPROVER1, APPROVER2)}
+    copies = {
+        user: eventually(lambda d=dm: cards(slack, d) and cards(slack, d)[0], what=f"{user}'s DM")
+        for user, dm in dms.items()
+    }
+    assert all(has_buttons(slack, dms[user], copy.ts) for user, copy in copies.items())
+    slack.click(APPROVER2, dms[APPROVER2], copies[APPROVER2].ts, APPROVE)
+    eventually(lambda: "succeeded" in card_text(slack, INCIDENT, card.ts), what="the outcome")
+    for user, copy in copies.items():
+        eventually(
+            lambda u=user, c=copy: not has_buttons(slack, dms[u], c.ts), what=f"{user}'s copy"
+        )
+    slack.click(APPROVER1, dms[APPROVER1], copies[APPROVER1].ts, APPROVE)
+    [stale] = wait_for_ephemeral(slack, dms[APPROVER1], APPROVER1)
+    assert f"already approved by <@{APPROVER2}>" in stale
+    assert len(dis.action_calls()) == 1
+
+
+# -- the start modal ----------------------------------------------------------------------------
+
+
+def test_the_start_modal_goes_from_stream_to_card(start_bot, slack, dis):
+    """/dumptask alone opens the form: streams from DIS, tasks with states, then the card."""
+    bot = start_bot(dumptask_allowed_streams="orders-*")
+    slack.send_command(REQUESTER, INCIDENT, "")
+    view = slack.wait_for_view(REQUESTER)
+    assert view.callback_id == "dumptask.start_modal"
+    offered = slack.suggest_options(REQUESTER, view.id, "dumptask.stream", "")
+    assert offered.values == [STREAM], "clicks-stream is not allowed"
+    assert slack.suggest_options(REQUESTER, view.id, "dumptask.stream", "nope").values == []
+    slack.select_in_view(REQUESTER, view.id, "dumptask.stream", STREAM)
+    view = slack.wait_for_view(REQUESTER, other_than=view)
+    labels = str(view.blocks)
+    assert "orders-archive (PAUSED)" in labels and "orders-to-obs (RUNNING)" in labels
+    slack.submit_view(
+        REQUESTER,
+        view.id,
+        {
+            "dumptask.tasks": [ARCHIVE_ID],
+            "dumptask.action": "start",
+            "dumptask.reason": "from my phone",
+        },
+    )
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    shown = card_text(slack, INCIDENT, card.ts)
+    assert "orders-archive" in shown and "from my phone" in shown
+
+
+def test_the_start_modal_says_so_when_dis_does_not_know_the_stream(start_bot, slack, dis):
+    """A stream picked in the form that DIS no longer knows is explained in the form."""
+    start_bot()
+    slack.send_command(REQUESTER, INCIDENT, "")
+    view = slack.wait_for_view(REQUESTER)
+    slack.suggest_options(REQUESTER, view.id, "dumptask.stream", "clicks")
+    dis.inject(Fault.dis_error(400, "DIS.4301", "The stream does not exist.", method="GET"))
+    slack.select_in_view(REQUESTER, view.id, "dumptask.stream", "clicks-stream")
+    view = slack.wait_for_view(REQUESTER, other_than=view)
+    assert "DIS does not know stream" in str(view.blocks)
+
+
+def test_an_empty_command_in_a_channel_where_the_caller_may_not_ask_shows_help(start_bot, slack):
+    """No form for someone who may not ask here: they get the usage and why."""
+    start_bot(dumptask_requesters=APPROVER1)
+    slack.send_command(REQUESTER, INCIDENT, "")
+    [answer] = wait_for_ephemeral(slack, INCIDENT, REQUESTER)
+    assert "not allowed to ask" in answer and "/dumptask start" in answer
+    assert slack.open_view(REQUESTER) is None
+
+
+def test_the_global_shortcut_asks_for_the_channel_too(start_bot, slack):
+    """From the shortcut the form has a channel picker; the card goes to the chosen channel."""
+    bot = start_bot()
+    slack.shortcut(REQUESTER, "dumptask.start")
+    view = slack.wait_for_view(REQUESTER)
+    slack.suggest_options(REQUESTER, view.id, "dumptask.stream", "orders")
+    slack.select_in_view(REQUESTER, view.id, "dumptask.stream", STREAM)
+    view = slack.wait_for_view(REQUESTER, other_than=view)
+    slack.submit_view(
+        REQUESTER,
+        view.id,
+        {"dumptask.channel": INCIDENT, "dumptask.tasks": [ARCHIVE_ID], "dumptask.action": "stop"},
+    )
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    assert "stop" in card_text(slack, INCIDENT, card.ts).lower()

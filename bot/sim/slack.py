@@ -223,9 +223,9 @@ class SlackStandIn(StartStop):
         """The app's bot user."""
         return self.workspace.bot
 
-    def add_user(self, user_id: str, name: str, real_name: str) -> User:
-        """Add (or replace) a person."""
-        user = User(user_id, name, real_name)
+    def add_user(self, user_id: str, name: str, real_name: str, tz: str = "Europe/Berlin") -> User:
+        """Add (or replace) a person, in the time zone ``tz``."""
+        user = User(user_id, name, real_name, tz)
         self.workspace.add_user(user)
         return user
 

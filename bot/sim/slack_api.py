@@ -23,7 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -81,11 +83,12 @@ class BotUser:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A person in the workspace."""
+    """A person in the workspace, with the time zone Slack knows them by."""
 
     id: str
     name: str
     real_name: str
+    tz: str = "Europe/Berlin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +279,7 @@ class Workspace:
             "chat.getPermalink": self._permalink,
             "conversations.open": self._conversations_open,
             "usergroups.users.list": self._usergroup_members,
+            "users.info": self._user_info,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
@@ -553,6 +557,24 @@ class Workspace:
         thread_ts = self._thread_root(channel.id, args.get("thread_ts"))
         message = self._add_message(channel.id, text, blocks, thread_ts=thread_ts, visible_to=user)
         return {"message_ts": message.ts}
+
+    def _user_info(self, args: JsonDict) -> JsonDict:
+        """``users.info``: the person's names and time zone (``user_not_found`` otherwise)."""
+        user = self._users.get(str(args.get("user") or ""))
+        if user is None:
+            raise ApiError("user_not_found")
+        offset = int(datetime.now(ZoneInfo(user.tz)).utcoffset().total_seconds())  # type: ignore[union-attr]
+        return {
+            "user": {
+                "id": user.id,
+                "team_id": self.team.id,
+                "name": user.name,
+                "real_name": user.real_name,
+                "tz": user.tz,
+                "tz_offset": offset,
+                "is_bot": False,
+            }
+        }
 
     def _usergroup_members(self, args: JsonDict) -> JsonDict:
         group = self._groups.get(str(args.get("usergroup") or ""))
