@@ -81,6 +81,8 @@ def demo_settings(slack: SlackStandIn, dis: DisStandIn, database: Path) -> Setti
         dis_secret_key=credential.secret_key,
         dumptask_approvers=[APPROVERS],
         dumptask_verify_interval_seconds=VERIFY_INTERVAL_SECONDS,
+        # So a person can watch a timed pause end: `--for 30s` is accepted in the demo only.
+        dumptask_allow_seconds=True,
         database_url=f"sqlite:///{database}",
         host=HOST,
         port=0,

@@ -4,9 +4,10 @@ Debian's Chromium (/usr/bin/chromium) is launched through Playwright, never a do
 Without it the tests skip, except under CI=true, where a missing browser is a failure (CI
 installs it). The final channel is saved to out/demo-final.png as a CI artifact.
 
-The real bot opens no modals yet, so the modal tests serve the page from a bare Slack stand-in
-whose requests go to a fake bot (``tests.modal_helpers``), and open the modal through the Web
-API with a trigger id minted for the person at the keyboard, as the bot would.
+The page's own modal rendering is tested against a bare Slack stand-in whose requests go to a
+fake bot (``tests.modal_helpers``), opening modals through the Web API with a trigger id minted
+for the person at the keyboard; the real bot's dialogs (Deny), the DIS console's drift and a
+timed pause's Resume now are then clicked through with the whole demo.
 """
 
 from __future__ import annotations
@@ -382,3 +383,61 @@ def test_the_dis_console_pauses_and_starts_a_task_behind_the_bots_back(page, dem
 
     page.get_by_role("button", name="DIS console").click()
     expect(console).to_be_hidden()
+
+
+# -- the real bot's dialogs and buttons -------------------------------------------------------
+
+
+def test_deny_with_a_reason_in_the_real_bots_dialog(page, demo):
+    """Bob denies alice's request in the bot's dialog; the card says denied, by him, and why."""
+    send(page, REQUEST)
+    card = page.locator(".message.from-app").first
+    expect(card).to_contain_text("Approval needed", timeout=WAIT_MS)
+    wait_for_stored_card(demo.bot, demo.slack, CHANNEL)
+    act_as(page, "U0APPROVER1")
+    card.get_by_role("button", name="Deny").click()
+    dialog = page.get_by_role("dialog", name="Deny the request")
+    expect(dialog).to_be_visible(timeout=WAIT_MS)
+    dialog.get_by_label("Why?").fill("   ")
+    dialog.get_by_role("button", name="Deny").click()
+    expect(dialog.locator(".view-error")).to_contain_text("Say why", timeout=WAIT_MS)
+    dialog.get_by_label("Why?").fill("INC-42 is fixed upstream")
+    dialog.get_by_role("button", name="Deny").click()
+    expect(dialog).to_have_count(0, timeout=WAIT_MS)
+    expect(card).to_contain_text("denied", timeout=WAIT_MS)
+    expect(card).to_contain_text("INC-42 is fixed upstream")
+    expect(card.get_by_role("button", name="Approve")).to_have_count(0)
+    assert demo.dis.action_calls() == []
+
+
+def test_a_task_changed_in_the_console_sends_the_request_back_for_approval(page, demo):
+    """After the card, alice starts the task in the console; bob's approval finds it changed."""
+    send(page, REQUEST)
+    card = page.locator(".message.from-app").first
+    expect(card).to_contain_text("PAUSED", timeout=WAIT_MS)
+    wait_for_stored_card(demo.bot, demo.slack, CHANNEL)
+    console = page.get_by_role("complementary", name="DIS console")
+    row = console.locator('[data-stream="orders-stream"] [data-task="orders-archive"]')
+    row.get_by_role("button", name="Start orders-archive").click()
+    expect(row).to_contain_text("RUNNING", timeout=WAIT_MS)
+    act_as(page, "U0APPROVER1")
+    approve_and_confirm(page)
+    expect(card).to_contain_text("changed after the approval", timeout=WAIT_MS)
+    expect(card.get_by_role("button", name="Approve")).to_be_visible()
+    assert demo.dis.action_calls() == []
+
+
+def test_a_timed_pause_ends_early_with_resume_now(page, demo):
+    """A 10-minute pause, approved by bob; alice's Resume now starts the task at once."""
+    send(page, '/dumptask stop orders-stream orders-to-obs --for 10m --reason "INC-42"')
+    card = page.locator(".message.from-app").first
+    expect(card).to_contain_text("Timed pause", timeout=WAIT_MS)
+    wait_for_stored_card(demo.bot, demo.slack, CHANNEL)
+    act_as(page, "U0APPROVER1")
+    card.get_by_role("button", name="Approve").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, stop").click()
+    expect(card).to_contain_text("Resumes at", timeout=WAIT_MS)
+    act_as(page, "U0REQUESTER")
+    card.get_by_role("button", name="Resume now").click()
+    expect(card).to_contain_text("Resumed", timeout=WAIT_MS)
+    assert [call.action for call in demo.dis.action_calls()] == ["stop", "start"]
