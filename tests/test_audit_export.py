@@ -57,6 +57,7 @@ from tests.flow_helpers import (
     CANCEL,
     eventually,
     has_buttons,
+    request_id_of,
     wait_for_card,
     wait_for_stored_card,
     wait_for_thread_reply,
@@ -90,7 +91,7 @@ def run_flow(bot: BotThread, slack: Any, clock: Clock, now: datetime) -> tuple[s
     clock.now = now - timedelta(days=3)
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     card = wait_for_card(slack, INCIDENT)
-    old_start = wait_for_stored_card(bot).id
+    old_start = request_id_of(wait_for_stored_card(bot, slack, INCIDENT))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     eventually(lambda: "delivered" in kinds_of(bot, old_start), what="the outcome delivered")
@@ -98,16 +99,13 @@ def run_flow(bot: BotThread, slack: Any, clock: Clock, now: datetime) -> tuple[s
     clock.now = now
     slack.send_command(REQUESTER, OPS, f"stop {STREAM} orders-to-obs")
     card = wait_for_card(slack, OPS)
-    cancelled_stop = eventually(
-        lambda: (found := wait_for_stored_card(bot)).id != old_start and found.id,
-        what="the stop request",
-    )
+    cancelled_stop = request_id_of(wait_for_stored_card(bot, slack, OPS))
     slack.click(REQUESTER, OPS, card.ts, CANCEL)
     eventually(lambda: not has_buttons(slack, OPS, card.ts), what="the cancelled card")
 
     slack.send_command(APPROVER2, INCIDENT, "start clicks-stream clicks-to-obs")
     card = wait_for_card(slack, INCIDENT, count=2)
-    clicks_start = wait_for_stored_card(bot, APPROVER2).id
+    clicks_start = request_id_of(wait_for_stored_card(bot, slack, INCIDENT, count=2))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     eventually(lambda: "delivered" in kinds_of(bot, clicks_start), what="the outcome delivered")

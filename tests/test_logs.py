@@ -41,6 +41,7 @@ from tests.flow_helpers import (
     APPROVE,
     card_text,
     eventually,
+    request_id_of,
     wait_for_card,
     wait_for_stored_card,
     wait_for_thread_reply,
@@ -372,10 +373,10 @@ def test_text_logs_name_the_request_on_its_lines(start_bot, slack, capture_logs)
     bot = start_bot()
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
     card = wait_for_card(slack, INCIDENT)
-    request = wait_for_stored_card(bot)
+    request_id = request_id_of(wait_for_stored_card(bot, slack, INCIDENT))
     slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
     wait_for_thread_reply(slack, INCIDENT, card.ts)
     [approved] = [line for line in logs.getvalue().splitlines() if "audit: approved by" in line]
-    assert f" request_id={request.id} " in approved
+    assert f" request_id={request_id} " in approved
     assert f"user={APPROVER1}" in approved
     assert f"stream={STREAM} action=start" in approved
