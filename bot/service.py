@@ -268,19 +268,39 @@ class ClickResult:
     must_execute: bool
 
 
+def _schedule_detail(run_at: datetime | None, pause_for: timedelta | None) -> dict[str, object]:
+    """What the audit says of ``--at`` and ``--for``, only when they were given."""
+    detail: dict[str, object] = {}
+    if run_at is not None:
+        detail["run_at"] = run_at
+    if pause_for is not None:
+        detail["pause_for_seconds"] = pause_for.total_seconds()
+    return detail
+
+
+def _task_finder(known: Sequence[DumpTask]) -> Callable[[str], DumpTask | None]:
+    """Find the task a token names: by exact id, else exact name, else name ignoring case."""
+    by_id = {task.task_id: task for task in known}
+    by_name = {task.name: task for task in known}
+    by_folded_name = {task.name.casefold(): task for task in known}
+
+    def find(token: str) -> DumpTask | None:
+        return by_id.get(token) or by_name.get(token) or by_folded_name.get(token.casefold())
+
+    return find
+
+
 def resolve_tasks(stream: str, wanted: Sequence[str], known: Sequence[DumpTask]) -> list[DumpTask]:
     """Map each id or name the user typed to a task of the stream; refuse unknown ones.
 
     An exact id wins over a name; names are also matched ignoring case, since phones like to
     capitalise the first word. A task named twice (by id and by name) is kept once.
     """
-    by_id = {task.task_id: task for task in known}
-    by_name = {task.name: task for task in known}
-    by_folded_name = {task.name.casefold(): task for task in known}
+    find = _task_finder(known)
     resolved: dict[str, DumpTask] = {}
     unknown = []
     for token in wanted:
-        task = by_id.get(token) or by_name.get(token) or by_folded_name.get(token.casefold())
+        task = find(token)
         if task is None:
             unknown.append(token)
         else:
@@ -416,8 +436,7 @@ class DumptaskService:
             reason=request.reason,
             channel=channel_id,
             state_unknown_because=unknown_because,
-            run_at=run_at,
-            pause_for=command.pause_for.total_seconds() if command.pause_for else None,
+            **_schedule_detail(run_at, command.pause_for),
         )
         stored = await self._store.get(request.id)
         assert stored is not None
@@ -1036,16 +1055,17 @@ class DumptaskService:
     ) -> Request:
         """Turn names typed while DIS was unreachable into ids, now that it answers.
 
-        Tokens DIS still does not know are sent as typed; DIS then answers DIS.4354 and the
-        outcome says so.
+        The rules are those of ``resolve_tasks``, so a request means the same whether or not
+        DIS answered when it was made. Tokens DIS still does not know are sent as typed; DIS
+        then answers DIS.4354 and the outcome says so.
         """
-        by_key = {task.task_id: task for task in known} | {task.name: task for task in known}
-        tasks = tuple(
-            RequestedTask(by_key[t.task_id].task_id, by_key[t.task_id].name, t.state_at_request)
-            if t.task_id in by_key
-            else t
-            for t in request.tasks
-        )
+        find = _task_finder(known)
+        resolved: dict[str, RequestedTask] = {}
+        for typed in request.tasks:
+            task = find(typed.task_id)
+            kept = typed if task is None else replace(typed, task_id=task.task_id, name=task.name)
+            resolved.setdefault(kept.task_id, kept)
+        tasks = tuple(resolved.values())
         return await self._change(
             request.id, lambda current: replace(current, tasks=tasks), held=held
         )

@@ -5,25 +5,35 @@ drive the service and see what it did:
 
 - ``FakeClock``: wall clock, monotonic clock and ``sleep`` in one, moved only by the test;
 - ``FakeDirectory``: user-group expansion from a dict of group id -> members;
-- ``FakeDis``: ``list_tasks`` and ``act`` over in-memory tasks, with injectable failures;
+- ``FakeDis``: ``list_tasks`` and ``act`` over in-memory tasks, with injectable failures (a
+  batch call refused, or timing out after DIS did or did not act) and task states that change
+  on ``act`` or some reads later;
 - ``RecordingNotifier``: the ``Notifier`` Protocol, recording each call;
 - ``FakeStore``: the ``Store`` Protocol in memory, with the same conditional update as the
-  SQL store (version check) and a switch to lose the next update race (and no audit sinks, so
+  SQL store (version check), a switch to lose the next update race, a log of the updates that
+  won, an ``interleave`` mode in which concurrent callers really race, and no audit sinks (so
   its outbox stays empty);
 - ``FakeSlackClient``: the few Web API methods the Slack layer calls, recorded;
 
-and ``make_request``, a plain pending request to build on with ``dataclasses.replace``.
+and ``make_request``, a plain pending request to build on with ``dataclasses.replace``;
+``dis_answer``, ``dis_refusal`` and ``dis_timeout``, the errors the real DIS client raises for
+an HTTP answer, a call certainly refused, and a call that may have landed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from bot.audit import AuditEvent
 from bot.dis.models import ActionResult
+from bot.dis.responses import error_from_response
 from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
 from bot.jobs import Job, JobState, Lease, LeaseLostError
 from bot.lifecycle import CardCopy, Request, RequestedTask, RequestState
@@ -117,6 +127,51 @@ class FakeDirectory:
         return frozenset(members)
 
 
+# How DIS (or its gateway) refuses a call, by kind: (HTTP status, error code). Each answer is a
+# 4xx, so the call was certainly not carried out.
+REFUSALS: dict[DisErrorKind, tuple[int, str]] = {
+    DisErrorKind.USER: (400, "DIS.4354"),
+    DisErrorKind.BUG: (400, "DIS.4200"),
+    DisErrorKind.AUTH: (401, "APIGW.0301"),
+    DisErrorKind.PERMISSION: (403, "DIS.4116"),
+    DisErrorKind.CONFIGURATION: (404, "APIGW.0101"),
+    DisErrorKind.BLOCKED: (403, "DIS.4309"),
+    DisErrorKind.THROTTLED: (429, "DIS.4305"),
+}
+
+
+def dis_answer(status: int, code: str) -> DisError:
+    """The error the DIS client raises for an HTTP ``status`` answer carrying ``code``."""
+    body = json.dumps({"errorCode": code, "message": f"answered {code}"}).encode()
+    request = httpx.Request("POST", "https://dis.example/v2/p/streams/s/transfer-tasks/action")
+    response = httpx.Response(
+        status, content=body, headers={"X-Request-Id": f"req-{code}"}, request=request
+    )
+    return error_from_response(response)
+
+
+def dis_refusal(kind: DisErrorKind) -> DisError:
+    """The error the DIS client raises for a refusal of ``kind``: certainly not received.
+
+    A transient refusal is a connection that was never made; every other kind is DIS's own
+    4xx answer, classified by the same code as the real client's.
+    """
+    if kind is DisErrorKind.TRANSIENT:
+        return DisError(
+            DisErrorKind.TRANSIENT,
+            "DIS could not be reached (ConnectError)",
+            certainly_not_received=True,
+        )
+    error = dis_answer(*REFUSALS[kind])
+    assert (error.kind, error.certainly_not_received) == (kind, True)
+    return error
+
+
+def dis_timeout() -> DisError:
+    """The error the DIS client raises when the call went out and no answer came: uncertain."""
+    return DisError(DisErrorKind.TRANSIENT, "DIS did not answer in time (ReadTimeout)")
+
+
 @dataclass(frozen=True, slots=True)
 class ActCall:
     """One batch call the service made."""
@@ -129,8 +184,12 @@ class ActCall:
 class FakeDis:
     """DIS in memory: ``list_tasks`` reads the tasks, ``act`` moves known ids to their target.
 
-    ``list_error`` and ``act_error``, when set, are raised by every such call until cleared. An
-    unknown stream is DIS.4301 and an unknown task id DIS.4354, as DIS answers.
+    ``list_error`` and ``act_error``, when set, are raised by every such call until cleared;
+    with ``act_lands`` DIS carries the failing call out all the same (a timeout after DIS acted).
+    ``act_states`` gives the state a task takes on ``act`` instead of the target (one that fails
+    to start, or is still starting), ``schedule`` moves a task some reads later, ``fail_reads``
+    makes reads fail from some read on, and ``on_act`` sees each call as it arrives. An unknown stream is DIS.4301 and an unknown task id DIS.4354,
+    as DIS answers.
     """
 
     def __init__(
@@ -143,6 +202,19 @@ class FakeDis:
         self.list_calls: list[str] = []
         self.list_error: DisError | None = None
         self.act_error: DisError | None = None
+        self.act_lands = False
+        self.act_states: dict[str, TaskState] = {}
+        self.on_act: Callable[[ActCall], None] | None = None
+        self._scheduled: list[tuple[int, str, TaskState]] = []
+        self._failing_from: tuple[int, DisError] | None = None
+
+    def schedule(self, task_id: str, state: TaskState, *, after_reads: int) -> None:
+        """Move ``task_id`` to ``state`` once ``after_reads`` more reads have been answered."""
+        self._scheduled.append((len(self.list_calls) + after_reads, task_id, state))
+
+    def fail_reads(self, error: DisError, *, after_reads: int) -> None:
+        """Set ``list_error`` to ``error`` once ``after_reads`` more reads have been answered."""
+        self._failing_from = (len(self.list_calls) + after_reads, error)
 
     async def list_streams(self) -> list[str]:
         """The project's streams (``stream_names`` if set, else the streams with tasks)."""
@@ -171,15 +243,23 @@ class FakeDis:
 
     async def list_tasks(self, stream: str) -> list[DumpTask]:
         """The stream's tasks as they are now."""
+        reads = len(self.list_calls)
+        self._move({task_id: state for at, task_id, state in self._scheduled if at <= reads})
+        self._scheduled = [entry for entry in self._scheduled if entry[0] > reads]
+        if self._failing_from is not None and self._failing_from[0] <= reads:
+            self.list_error = self._failing_from[1]
         self.list_calls.append(stream)
         if self.list_error is not None:
             raise self.list_error
         return list(self._stream(stream))
 
     async def act(self, stream: str, action: TaskAction, task_ids: Sequence[str]) -> ActionResult:
-        """Record the call; unless failing, move every named task to the action's target."""
-        self.act_calls.append(ActCall(stream, action, tuple(task_ids)))
-        if self.act_error is not None:
+        """Record the call; unless refused, move every named task to the action's target."""
+        call = ActCall(stream, action, tuple(task_ids))
+        self.act_calls.append(call)
+        if self.on_act is not None:
+            self.on_act(call)
+        if self.act_error is not None and not self.act_lands:
             raise self.act_error
         tasks = self._stream(stream)
         known = {task.task_id for task in tasks}
@@ -191,11 +271,17 @@ class FakeDis:
                 code="DIS.4354",
                 certainly_not_received=True,
             )
-        self.streams[stream] = [
-            replace(task, state=action.target_state) if task.task_id in task_ids else task
-            for task in tasks
-        ]
+        self._move({i: self.act_states.get(i, action.target_state) for i in task_ids})
+        if self.act_error is not None:
+            raise self.act_error
         return ActionResult(request_id=f"fake-dis-{len(self.act_calls)}")
+
+    def _move(self, states: Mapping[str, TaskState]) -> None:
+        for name, tasks in self.streams.items():
+            self.streams[name] = [
+                replace(task, state=states[task.task_id]) if task.task_id in states else task
+                for task in tasks
+            ]
 
     def _stream(self, stream: str) -> list[DumpTask]:
         if stream not in self.streams:
@@ -265,15 +351,23 @@ class FakeStore:
 
     ``lose_next_updates(n)`` makes the next ``n`` updates lose their race: another writer is
     taken to have changed the row first (its version moves on, its content stays), so the update
-    returns ``None`` and the caller must read again.
+    returns ``None`` and the caller must read again. ``updates`` logs each update that won, with
+    the ids of the jobs it created. With ``interleave``, reads and updates yield to the event
+    loop first, as a database round trip does, so concurrent callers race for real.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, interleave: bool = False) -> None:
         self.requests: dict[str, Request] = {}
         self.audit: list[AuditEvent] = []
         self.jobs: dict[str, Job] = {}
+        self.updates: list[tuple[Request, tuple[str, ...]]] = []
         self.lost_updates = 0
+        self.interleave = interleave
         self._to_lose = 0
+
+    async def _round_trip(self) -> None:
+        if self.interleave:
+            await asyncio.sleep(0)
 
     def lose_next_updates(self, count: int = 1) -> None:
         """Make the next ``count`` updates lose to an unseen concurrent writer."""
@@ -297,6 +391,7 @@ class FakeStore:
 
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current version."""
+        await self._round_trip()
         return self.requests.get(request_id)
 
     async def update(
@@ -316,6 +411,7 @@ class FakeStore:
         ``spawn``'s new requests are created with it. Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
         are created only when the update wins.
         """
+        await self._round_trip()
         if lease is not None:
             assert lease_now is not None
             assert lease_until is not None
@@ -335,6 +431,7 @@ class FakeStore:
             self.jobs.setdefault(job.id, job)
         for child in spawn:
             self.requests[child.id] = replace(child, version=1)
+        self.updates.append((stored, tuple(job.id for job in enqueue)))
         return stored
 
     async def append_audit(self, event: AuditEvent) -> None:

@@ -179,6 +179,7 @@ def test_unquoted_reason_takes_one_word() -> None:
         'start s --reason "INC 1" a b',
         'start s a --reason "INC 1" b',
         'start s a b --reason "INC 1"',
+        'start s a --reason="INC 1" b',
     ],
 )
 def test_reason_may_come_anywhere_after_the_subcommand(text: str) -> None:
@@ -490,6 +491,51 @@ def test_unknown_flag(text: str, flag: str) -> None:
     assert "<!here>" not in message
 
 
+def test_a_quoted_help_is_help() -> None:
+    """``/dumptask "help"`` (quotes and all, as some people type it) shows the help."""
+    assert parse_command('"help"') == HelpCommand()
+
+
+def test_an_empty_quoted_subcommand_is_shown_as_empty_quotes() -> None:
+    """A sub-command typed as ``""`` is echoed visibly, never as an empty code span."""
+    assert error_of('"" orders-stream').startswith('I don\'t know `""`. The sub-commands are ')
+
+
+def test_unknown_subcommand_lists_the_subcommands_in_order() -> None:
+    """The list of sub-commands reads as a sentence, in the order of the help."""
+    message = error_of("frobnicate")
+    assert "The sub-commands are `help`, `start`, `stop`, `list`, `status`; " in message
+
+
+@pytest.mark.parametrize(
+    ("flag", "shown"),
+    [
+        ("--" + "x" * 38, "--" + "x" * 38),
+        ("--" + "x" * 39, "--" + "x" * 37 + "…"),
+        ("--" + "x" * 60, "--" + "x" * 37 + "…"),
+        ("--a`b", "--a'b"),
+    ],
+    ids=["40 chars", "41 chars", "62 chars", "backtick"],
+)
+def test_echoed_input_is_cut_at_forty_characters_and_never_breaks_its_code_span(flag, shown):
+    """An echo longer than 40 characters ends in an ellipsis; a backtick becomes a quote."""
+    assert f"I don't know the option `{shown}`. " in error_of(f"start s t {flag}")
+
+
+def test_a_64_character_name_with_a_bad_character_names_the_character() -> None:
+    """At the length limit a name is not "too long"; what is wrong is its character."""
+    name = "a" * 63 + "."
+    message = error_of(f"start {name} t")
+    assert "has characters that are not allowed: `.`" in message
+    assert "too long" not in message
+
+
+def test_too_many_tasks_on_a_long_stream_shows_the_whole_list_command() -> None:
+    """The ``/dumptask list`` hint is a command to copy, so it is never shortened."""
+    stream = "orders-stream-with-a-long-name"
+    assert f"`/dumptask list {stream}`" in error_of(f"start {stream} a b c d e f")
+
+
 def test_list_without_a_stream() -> None:
     """``list`` alone asks which stream, with its usage."""
     message = error_of("list")
@@ -500,22 +546,21 @@ def test_list_without_a_stream() -> None:
 def test_list_with_extra_words() -> None:
     """``list`` with more than one word says it takes one stream, echoing the words escaped."""
     message = error_of("list a &lt;!channel&gt;")
-    assert "`list` takes one stream, but got 2 words" in message
-    assert "`&lt;!channel&gt;`" in message
+    assert "`list` takes one stream, but got 2 words: `a` `&lt;!channel&gt;`." in message
     assert LIST_USAGE in message
 
 
 def test_list_with_a_bad_stream_name() -> None:
     """``list`` checks the stream name like ``start`` does."""
     message = error_of("list orders.stream")
-    assert "`orders.stream` has characters that are not allowed" in message
+    assert "The stream name `orders.stream` has characters that are not allowed" in message
     assert LIST_USAGE in message
 
 
 def test_status_with_extra_words() -> None:
     """``status`` with more than one word says it takes at most one request id."""
     message = error_of("status a b")
-    assert "`status` takes at most one request id, but got 2 words" in message
+    assert "`status` takes at most one request id, but got 2 words: `a` `b`." in message
     assert STATUS_USAGE in message
 
 
@@ -554,6 +599,12 @@ def test_usage_text_shows_allowed_streams_and_channels() -> None:
     text = usage_text(["orders-*", "billing-[ab]", "x<y>&z"], ["C123", "G456"])
     assert "Streams you may use: `orders-*`, `billing-[ab]`, `x&lt;y&gt;&amp;z`" in text
     assert "Channels: <#C123>, <#G456>" in text
+
+
+def test_usage_text_shows_long_stream_patterns_in_full() -> None:
+    """A stream pattern is configuration, not an echo: it is never shortened."""
+    pattern = "orders-" + "x" * 50 + "-*"
+    assert f"Streams you may use: `{pattern}`\n" in usage_text([pattern])
 
 
 @pytest.mark.parametrize(

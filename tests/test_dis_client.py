@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.dis.client import DisClient
-from bot.dis.retry import RetryPolicy
+from bot.dis.retry import RetryPolicy, call_with_retries
 from bot.dis.signing import AkSkAuth, Credentials
 from bot.errors import DisError, DisErrorKind
 from bot.sim.dis import Credential, DisStandIn, Fault, TaskSpec
@@ -68,6 +68,7 @@ def make_client(
     sleep: FakeSleep | None = None,
     clock=None,
     signing_clock=None,
+    **client_options,
 ) -> tuple[DisClient, httpx.AsyncClient]:
     credentials = Credentials(access_key, SecretStr(secret), SecretStr(token) if token else None)
     http = httpx.AsyncClient(
@@ -86,7 +87,7 @@ def make_client(
     }
     if clock is not None:
         policy_kwargs["clock"] = clock
-    return DisClient(http, PROJECT, RetryPolicy(**policy_kwargs)), http
+    return DisClient(http, PROJECT, RetryPolicy(**policy_kwargs), **client_options), http
 
 
 async def test_list_returns_typed_tasks(dis):
@@ -350,6 +351,8 @@ async def test_malformed_success_body_is_transient(dis, fault, call):
         with pytest.raises(DisError) as caught:
             await call(client)
     assert caught.value.kind is DisErrorKind.TRANSIENT
+    assert (caught.value.status, caught.value.request_id) == (200, dis.calls[-1].request_id)
+    assert "could not read (not the documented JSON)" in caught.value.message
     assert len(dis.calls) == 2
 
 
@@ -621,15 +624,70 @@ async def test_task_details_without_partitions_fall_back_to_the_task_time(dis):
     assert details.oldest_transfer_at == _at(1719830400000)
 
 
-async def test_task_details_without_a_task_id_are_a_bug(dis):
-    """A details answer without task_id is reported as a bug, like describe_task does."""
+@pytest.mark.parametrize("describe", ["describe_task", "describe_task_details"])
+async def test_a_described_task_without_a_task_id_is_a_bug(dis, describe):
+    """A describe answer without task_id is reported as a bug, naming the task, and not retried."""
     dis.inject(_answer({"task_name": "orders-archive", "state": "PAUSED"}))
     client, http = make_client(dis)
     async with http:
         with pytest.raises(DisError) as caught:
-            await client.describe_task_details(STREAM, "orders-archive")
+            await getattr(client, describe)(STREAM, "orders-archive")
     assert caught.value.kind is DisErrorKind.BUG
+    assert caught.value.message == "DIS described task 'orders-archive' without a task_id"
     assert len(dis.calls) == 1
+
+
+async def test_after_a_credentials_refusal_nothing_is_sent_until_the_cooldown_ends(dis):
+    """One refusal of the bot's credentials pauses every call, sent or not, for the cooldown."""
+    now = [1000.0]
+    client, http = make_client(dis, auth_cooldown_seconds=60.0, monotonic=lambda: now[0])
+    dis.inject(Fault.gateway_error(401, "APIGW.0301", "verify aksk signature fail", count=1))
+    async with http:
+        with pytest.raises(DisError) as refused:
+            await client.list_tasks(STREAM)
+        now[0] += 59.5
+        with pytest.raises(DisError) as paused:
+            await client.act(STREAM, TaskAction.START, ["9dSu1wfCytSk1aOLxvF"])
+        assert len(dis.calls) == 1, "nothing was sent while cooling down"
+        now[0] += 0.5
+        await client.list_tasks(STREAM)
+        await client.list_tasks(STREAM)
+    error = paused.value
+    assert (error.kind, error.code, error.status) == (DisErrorKind.AUTH, "APIGW.0301", 401)
+    assert error.certainly_not_received, "a paused call never left the bot"
+    assert error.message == (
+        "DIS calls are paused for another 1s (of 60s) because the gateway refused the bot's "
+        f"credentials: {refused.value.summary}"
+    )
+    assert len(dis.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "raw_path"),
+    [
+        (lambda c: c.list_tasks("a/b"), "/v2/p%2Fq/streams/a%2Fb/transfer-tasks"),
+        (lambda c: c.describe_stream("a/b"), "/v2/p%2Fq/streams/a%2Fb"),
+        (lambda c: c.describe_task("s", "t/u"), "/v2/p%2Fq/streams/s/transfer-tasks/t%2Fu"),
+        (
+            lambda c: c.describe_task_details("s", "t/u"),
+            "/v2/p%2Fq/streams/s/transfer-tasks/t%2Fu",
+        ),
+    ],
+    ids=["list", "stream", "task", "details"],
+)
+async def test_names_are_one_path_segment_each_whatever_they_hold(call, raw_path):
+    """A slash in a project, stream or task name is escaped, so it cannot reach another path."""
+    seen: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path)
+        return httpx.Response(400, json={"errorCode": "DIS.4301", "message": "no such stream"})
+
+    http = httpx.AsyncClient(base_url="https://dis.test", transport=httpx.MockTransport(answer))
+    async with http:
+        with pytest.raises(DisError):
+            await call(DisClient(http, "p/q", RetryPolicy(attempts=1)))
+    assert seen == [raw_path.encode()]
 
 
 async def test_rejected_canonical_request_keeps_everything_but_the_token(dis, caplog):
@@ -676,3 +734,129 @@ async def test_the_token_sent_is_scrubbed_wherever_dis_quotes_it(dis):
         with pytest.raises(DisError) as caught:
             await client.list_tasks(STREAM)
     assert caught.value.message == "token [redacted] expired"
+
+
+def test_backoff_is_jittered_below_its_ceiling():
+    """The pause before a retry is its exponential ceiling scaled by the jitter (full jitter)."""
+    policy = RetryPolicy(base_delay=0.5, max_delay=8.0, jitter=lambda: 0.25)
+    error = DisError(DisErrorKind.TRANSIENT, "down")
+    assert [policy.delay_before(attempt, error) for attempt in (1, 3, 10)] == [0.125, 0.5, 2.0]
+
+
+async def test_a_retry_that_would_end_exactly_at_the_budget_is_not_made(caplog):
+    """A pause that uses up the whole remaining budget leaves no time for the call: give up."""
+    now, sleep = [0.0], FakeSleep()
+
+    async def advancing_sleep(seconds: float) -> None:
+        await sleep(seconds)
+        now[0] += seconds
+
+    async def failing() -> None:
+        raise DisError(DisErrorKind.TRANSIENT, "down")
+
+    policy = RetryPolicy(
+        attempts=10,
+        total_seconds=1.5,
+        sleep=advancing_sleep,
+        clock=lambda: now[0],
+        jitter=lambda: 1.0,
+    )
+    with pytest.raises(DisError):
+        await call_with_retries(policy, "list tasks", failing)
+    assert sleep.delays == [0.5], "the second pause (1.0s) would end at the 1.5s budget"
+    assert caplog.records[-1].getMessage() == (
+        "DIS list tasks failed (down); not retrying, 1.0s wait exceeds the 1.0s left"
+    )
+
+
+def scripted(*answers: httpx.Response) -> tuple[DisClient, httpx.AsyncClient]:
+    """A client whose calls get ``answers`` in turn, over an in-memory transport."""
+    remaining = list(answers)
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        return remaining.pop(0)
+
+    http = httpx.AsyncClient(base_url="https://dis.test", transport=httpx.MockTransport(answer))
+    policy = RetryPolicy(attempts=2, sleep=FakeSleep(), jitter=lambda: 1.0)
+    return DisClient(http, "p", policy), http
+
+
+LISTING = {"tasks": [], "total_number": 0}
+
+
+@pytest.mark.parametrize(
+    ("call", "body", "line"),
+    [
+        (lambda c: c.list_tasks("s"), LISTING, "DIS list tasks /v2/p/streams/s/transfer-tasks"),
+        (
+            lambda c: c.describe_stream("s"),
+            {"stream_name": "s", "retention_period": 24},
+            "DIS describe stream /v2/p/streams/s",
+        ),
+        (
+            lambda c: c.describe_task("s", "t"),
+            {"task_id": "i", "task_name": "t", "state": "RUNNING"},
+            "DIS describe task /v2/p/streams/s/transfer-tasks/t",
+        ),
+        (
+            lambda c: c.describe_task_details("s", "t"),
+            {"task_id": "i", "task_name": "t", "state": "RUNNING"},
+            "DIS describe task details /v2/p/streams/s/transfer-tasks/t",
+        ),
+        (
+            lambda c: c.act("s", TaskAction.STOP, ["i"]),
+            {},
+            "DIS stop tasks /v2/p/streams/s/transfer-tasks/action",
+        ),
+    ],
+    ids=["list", "stream", "task", "details", "act"],
+)
+async def test_every_dis_answer_is_logged_with_its_call_and_request_id(caplog, call, body, line):
+    """Each answer is logged once: the operation, the path, the status and DIS's request id."""
+    caplog.set_level(logging.INFO, logger="bot.dis.client")
+    client, http = scripted(httpx.Response(200, json=body, headers={"X-Request-Id": "req-9"}))
+    async with http:
+        await call(client)
+    [record] = [r for r in caplog.records if r.name == "bot.dis.client"]
+    assert record.getMessage() == f"{line} -> HTTP 200 (request id req-9)"
+    assert record.__dict__["dis_request_id"] == "req-9"
+
+
+async def test_a_retry_is_logged_with_the_error(caplog):
+    """A retry names the operation, the error, the attempt and the pause."""
+    caplog.set_level(logging.WARNING, logger="bot.dis.retry")
+    down = httpx.Response(503, json={"error_code": "APIGW.0503", "error_msg": "busy"})
+    client, http = scripted(down, httpx.Response(200, json=LISTING))
+    async with http:
+        await client.list_tasks("s")
+    [retry] = [r.getMessage() for r in caplog.records]
+    assert retry == "DIS list tasks failed (APIGW.0503: busy (HTTP 503)); retry 1/1 in 0.50s"
+
+
+async def test_the_start_call_is_named_and_retried_only_before_it_left(caplog):
+    """The batch call's retries are logged under its own name."""
+    caplog.set_level(logging.WARNING, logger="bot.dis.retry")
+    refused = httpx.Response(429, json={"errorCode": "DIS.4305", "message": "slow down"})
+    client, http = scripted(refused, httpx.Response(200, headers={"X-Request-Id": "req-2"}))
+    async with http:
+        result = await client.act("s", TaskAction.START, ["i"])
+    assert result.request_id == "req-2"
+    [retry] = [r.getMessage() for r in caplog.records]
+    assert retry.startswith("DIS start tasks failed (DIS.4305: slow down (HTTP 429)); retry 1/1")
+
+
+@pytest.mark.parametrize("code", ["APIGW.0301", "APIG.0301"])
+async def test_a_refused_signature_is_logged_for_the_operator(caplog, code):
+    """Both gateways' signature refusals log the canonical request they computed."""
+    message = "canonical request: GET|/v2/p/|host:dis.test|"
+    client, http = scripted(
+        httpx.Response(
+            401, json={"error_code": code, "error_msg": message}, headers={"X-Request-Id": "r"}
+        )
+    )
+    async with http:
+        with pytest.raises(DisError):
+            await client.list_tasks("s")
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.getMessage() == f"DIS refused the signature: {message}"
+    assert record.__dict__["dis_request_id"] == "r"

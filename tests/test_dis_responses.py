@@ -7,12 +7,13 @@ mapping, so a wrong entry in ``bot.dis.responses`` cannot agree with its own tes
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from bot.dis.client import DisClient
-from bot.dis.responses import classify, error_from_response
+from bot.dis.responses import classify, error_from_response, parse_retry_after
 from bot.dis.retry import RetryPolicy
 from bot.errors import DisError, DisErrorKind
 from bot.vocabulary import TaskAction
@@ -221,6 +222,54 @@ def test_retry_after_header_is_read_as_seconds(retry_after, seconds):
     assert error_from_response(answer(429, None, headers)).retry_after == seconds
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("Sat, 28 Nov 2026 12:00:30 GMT", 30.0),
+        ("Sat, 28 Nov 2026 11:59:00 GMT", 0.0),
+        ("Sat, 28 Nov 2026 12:00:00 GMT", 0.0),
+    ],
+)
+def test_retry_after_may_be_an_http_date(value, seconds):
+    """A Retry-After date is the wait until then, and never negative."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert parse_retry_after(value, now) == seconds
+
+
+def test_retry_after_date_without_a_now_counts_from_the_real_time():
+    """Without an explicit now, a date is measured from the current time."""
+    assert parse_retry_after("Mon, 01 Jan 3000 00:00:00 GMT") > 3e10
+    assert parse_retry_after("Mon, 01 Jan 2001 00:00:00 GMT") == 0.0
+
+
+def test_an_answer_without_a_request_id_has_none():
+    """No X-Request-Id and no request_id in the body leave the request id unknown, not empty."""
+    assert error_from_response(answer(400, dis_body("DIS.4301"), {})).request_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "DIS answered HTTP 502 with an unreadable body"),
+        (b"  <html>Bad Gateway</html>\n", "DIS answered HTTP 502 with an unreadable body: <html>Bad Gateway</html>"),
+        (b"x" * 200, "DIS answered HTTP 502 with an unreadable body: " + "x" * 120),
+    ],
+    ids=["empty", "html", "long"],
+)  # fmt: skip
+def test_an_unreadable_answer_quotes_its_start(body, message):
+    """A body that is not JSON is quoted, trimmed to 120 characters, or not at all when empty."""
+    assert error_from_response(answer(502, body)).message == message
+
+
+def test_an_unreadable_answer_never_quotes_the_token_sent():
+    """A proxy page echoing the request's security token is quoted without it."""
+    request = httpx.Request("GET", "https://dis.example", headers={"X-Security-Token": "SECRET1"})
+    response = httpx.Response(502, content=b"<html>token SECRET1</html>", request=request)
+    message = error_from_response(response).message
+    assert "SECRET1" not in message
+    assert message.endswith("<html>token [redacted]</html>")
+
+
 def raising(exception: type[httpx.TransportError]) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exception("simulated", request=request)
@@ -261,3 +310,6 @@ async def test_transport_failures_say_whether_the_call_could_have_landed(
     assert caught.value.kind is TRANSIENT
     assert caught.value.certainly_not_received is not_received
     assert len(sleep.delays) == retries
+    late = exception in (httpx.ReadTimeout, httpx.WriteTimeout)
+    what = "did not answer in time" if late else "could not be reached"
+    assert caught.value.message == f"DIS {what} ({exception.__name__})"

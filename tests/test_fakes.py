@@ -6,6 +6,7 @@ checked where their behaviour is not obvious from reading them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -19,7 +20,15 @@ from bot.lifecycle import RequestedTask, RequestState
 from bot.store import Store
 from bot.store.sql import open_store
 from bot.vocabulary import DumpTask, TaskAction, TaskState
-from tests.fakes import START, FakeClock, FakeDis, FakeStore, make_request
+from tests.fakes import (
+    START,
+    FakeClock,
+    FakeDis,
+    FakeStore,
+    dis_refusal,
+    dis_timeout,
+    make_request,
+)
 
 TTL = timedelta(minutes=15)
 
@@ -134,3 +143,48 @@ async def test_backlog_and_reschedule_agree(store: Store) -> None:
     backlog = await store.backlog()
     assert (backlog.open_requests, backlog.executing_since) == (1, (START,))
     assert backlog.jobs == {("ship", "queued"): 1}
+
+
+async def test_fake_dis_fails_calls_and_moves_tasks_on_cue() -> None:
+    """A failing call moves nothing unless it lands; states may differ and change reads later."""
+    dis = FakeDis({"s": [DumpTask("a", "one", TaskState.PAUSED, None, None, None)]})
+    seen: list[tuple[str, ...]] = []
+    dis.on_act = lambda call: seen.append(call.task_ids)
+    dis.act_error = dis_timeout()
+    with pytest.raises(DisError):
+        await dis.act("s", TaskAction.START, ["a"])
+    assert [t.state for t in await dis.list_tasks("s")] == [TaskState.PAUSED]
+    dis.act_lands, dis.act_states = True, {"a": TaskState.STARTING}
+    with pytest.raises(DisError):
+        await dis.act("s", TaskAction.START, ["a"])
+    dis.schedule("a", TaskState.RUNNING, after_reads=1)
+    dis.fail_reads(dis_timeout(), after_reads=2)
+    assert [(await dis.list_tasks("s"))[0].state for _ in range(2)] == [
+        TaskState.STARTING,
+        TaskState.RUNNING,
+    ]
+    with pytest.raises(DisError):
+        await dis.list_tasks("s")
+    assert seen == [("a",), ("a",)]
+
+
+@pytest.mark.parametrize("kind", list(DisErrorKind))
+def test_dis_refusals_are_classified_as_the_client_would(kind: DisErrorKind) -> None:
+    """Each refusal the fakes raise has its kind and says the call never landed."""
+    error = dis_refusal(kind)
+    assert (error.kind, error.certainly_not_received) == (kind, True)
+    assert not dis_timeout().certainly_not_received
+
+
+async def test_fake_store_logs_winning_updates_and_can_interleave() -> None:
+    """Each winning update is logged with its jobs; interleaved callers really race."""
+    store = FakeStore(interleave=True)
+    await store.create(make_request("dt-a"))
+    current = await store.get("dt-a")
+    assert current is not None
+    results = await asyncio.gather(
+        store.update(replace(current, state=RequestState.CANCELLED), 1),
+        store.update(replace(current, state=RequestState.EXPIRED), 1),
+    )
+    assert [r is not None for r in results] == [True, False]
+    assert [(r.state, jobs) for r, jobs in store.updates] == [(RequestState.CANCELLED, ())]

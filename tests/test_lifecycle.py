@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.lifecycle import (
+    REQUEST_ID_ALPHABET,
     AlreadyApproved,
+    Approval,
     DisCall,
     IllegalTransitionError,
     NotAllowedToCancel,
@@ -306,3 +308,83 @@ STREAM_TABLE = [
 def test_allowed_streams_table(patterns, stream, allowed):
     """One matching glob is enough; a pattern must match the whole stream name."""
     assert Policy(allowed_streams=patterns).stream_allowed(stream) is allowed
+
+
+def test_the_approval_that_reaches_the_quorum_records_who_and_when():
+    """The deciding approval is recorded with its time, and so is the decision."""
+    later = NOW + timedelta(minutes=3)
+    approved = approve(new_request(), "UBOB", later, ONE, None)
+    assert approved.approvals == (Approval("UBOB", later),)
+    assert (approved.decided_by, approved.decided_at) == ("UBOB", later)
+    assert approve(new_request(TWO), "UBOB", later, TWO, None).approvals[0].at == later
+
+
+def test_a_quorum_lowered_after_opening_counts_at_approval_time():
+    """A request opened needing two approvals executes on one once the operator lowered it."""
+    approved = approve(new_request(TWO), "UBOB", NOW, ONE, None)
+    assert (approved.state, approved.approvals_required) == (RequestState.EXECUTING, 1)
+
+
+def test_closing_by_policy_records_when():
+    """A request closed because the policy changed is decided at that moment."""
+    later = NOW + timedelta(minutes=1)
+    assert disallow(new_request(), PolicyBreach.CHANNEL, later).decided_at == later
+
+
+@pytest.mark.parametrize(
+    ("move", "message"),
+    [
+        (lambda: transition(RequestState.CANCELLED, RequestState.EXECUTING),
+         "a request cannot go from cancelled to executing"),
+        (lambda: expire(replace(new_request(), id="dt-a"), NOW),
+         "request dt-a has not expired yet"),
+        (lambda: disallow(mark_sending(replace(executing(), id="dt-a")), PolicyBreach.STREAM, NOW),
+         "request dt-a may already have been sent"),
+        (lambda: mark_sending(replace(new_request(), id="dt-a")),
+         "request dt-a was already sent or is not executing"),
+        (lambda: record_call(replace(executing(), id="dt-a"), DisCall(reach=Reach.SENT)),
+         "request dt-a is not sending"),
+    ],
+)  # fmt: skip
+def test_an_illegal_move_says_which_request_and_why(move, message):
+    """An illegal move is a bug; its message names the request and the rule it broke."""
+    with pytest.raises(IllegalTransitionError) as raised:
+        move()
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("refuse", "refusal", "facts", "message"),
+    [
+        (lambda r: approve(r, "UBOB", NOW + timedelta(hours=1), ONE, None), RequestExpired,
+         {"request_id": "dt-a"}, "request dt-a has expired"),
+        (lambda r: approve(replace(r, state=RequestState.CANCELLED), "UBOB", NOW, ONE, None),
+         RequestDecided, {"request_id": "dt-a", "state": RequestState.CANCELLED},
+         "request dt-a is already cancelled"),
+        (lambda r: approve(r, "UREQ", NOW, ONE, None), SelfApproval, {},
+         "requesters may not approve their own request"),
+        (lambda r: approve(r, "UMAL", NOW, ONE, frozenset({"UBOB"})), NotAnApprover, {},
+         "not one of the approvers"),
+        (lambda r: approve(approve(r, "UBOB", NOW, Policy(approvals_required=3), None), "UBOB",
+                           NOW, Policy(approvals_required=3), None),
+         AlreadyApproved, {"request_id": "dt-a", "missing": 2},
+         "already approved dt-a; 2 more approval(s) needed"),
+        (lambda r: cancel(r, "UMAL", NOW, frozenset({"UBOB"})), NotAllowedToCancel, {},
+         "only the requester or an approver may cancel"),
+    ],
+    ids=["expired", "decided", "self", "not-approver", "twice", "cancel"],
+)  # fmt: skip
+def test_refusals_carry_their_facts_and_a_plain_message(refuse, refusal, facts, message):
+    """Each refusal holds the facts the Slack layer words, and a message for the audit trail."""
+    with pytest.raises(refusal) as refused:
+        refuse(replace(new_request(), id="dt-a"))
+    assert {name: getattr(refused.value, name) for name in facts} == facts
+    assert str(refused.value) == message
+
+
+def test_request_ids_are_dt_and_eight_unambiguous_characters():
+    """Ids are short enough to read out: ``dt-`` and eight characters without look-alikes."""
+    for _ in range(50):
+        request_id = new_request().id
+        assert len(request_id) == 11
+        assert set(request_id[3:]) <= set(REQUEST_ID_ALPHABET)

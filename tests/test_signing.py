@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from bot.dis.signing import (
@@ -107,3 +110,34 @@ def test_auth_repr_hides_the_secret():
     """The auth object's repr names the access key only."""
     assert "SKEXAMPLE" not in repr(AkSkAuth(CREDENTIALS))
     assert "SKEXAMPLE" not in repr(CREDENTIALS)
+
+
+def test_canonical_query_encodes_slashes_and_keeps_equals_signs_in_values():
+    """A value's ``/`` is encoded and only the first ``=`` separates the name from the value."""
+    assert canonical_query("path=a/b&k=v=w") == "k=v%3Dw&path=a%2Fb"
+
+
+def test_a_url_without_a_path_is_signed_as_the_root():
+    """``https://host`` and ``https://host/`` are the same request to the gateway."""
+    bare = sign("GET", "https://dis.example", VECTOR_HEADERS, b"", CREDENTIALS, VECTOR_WHEN)
+    root = sign("GET", "https://dis.example/", VECTOR_HEADERS, b"", CREDENTIALS, VECTOR_WHEN)
+    assert bare["Authorization"] == root["Authorization"]
+
+
+@pytest.fixture
+def machine_in_tokyo() -> Iterator[None]:
+    """The machine's local zone is Tokyo for the test, and back to what it was after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "Asia/Tokyo")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.mark.usefixtures("machine_in_tokyo")
+def test_the_date_signed_is_utc_whatever_the_machine_zone():
+    """X-Sdk-Date is UTC even on a machine set to another zone, given a time in a third zone."""
+    when = datetime(2025, 1, 1, 13, 0, 0, tzinfo=timezone(timedelta(hours=1)))
+    added = sign("POST", VECTOR_URL, VECTOR_HEADERS, VECTOR_BODY, CREDENTIALS, when)
+    assert added["X-Sdk-Date"] == "20250101T120000Z"
+    assert added["Authorization"] == VECTOR_AUTHORIZATION
