@@ -53,7 +53,7 @@ PACKAGE = "dumptask-bot"
 STORE_READ_TIMEOUT_S = 2.0
 
 COMMAND_RESULTS = ("parsed", "refused", "error", "failed")
-REQUEST_EVENTS = ("opened", "approved", "cancelled", "expired", "disallowed")
+REQUEST_EVENTS = ("opened", "approved", "cancelled", "denied", "expired", "disallowed")
 EXECUTED_STATES = tuple(s.value for s in RequestState if s.was_executed)
 # The DIS calls an approval makes; their series exist from the start, at zero, so that
 # ``increase()`` sees the very first failure (a series that appears at 1 shows no increase).
@@ -244,7 +244,8 @@ class Metrics:
             self._requests.labels("opened", action).inc()
             return
         if before.state is RequestState.PENDING and after.state is not RequestState.PENDING:
-            decision = "approved" if after.state is RequestState.EXECUTING else after.state.value
+            approved = after.state in (RequestState.EXECUTING, RequestState.SCHEDULED)
+            decision = "approved" if approved else after.state.value
             self._requests.labels(decision, action).inc()
             if after.decided_at is not None:
                 waited = (after.decided_at - after.created_at).total_seconds()

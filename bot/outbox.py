@@ -47,8 +47,13 @@ CHANNEL_KINDS = frozenset(
         AuditKind.APPROVED,
         AuditKind.REFUSED_CLICK,
         AuditKind.CANCELLED,
+        AuditKind.DENIED,
         AuditKind.EXPIRED,
         AuditKind.DISALLOWED,
+        AuditKind.DRIFT,
+        AuditKind.STARTED,
+        AuditKind.RESUMED,
+        AuditKind.RETENTION_WARNING,
         AuditKind.DELIVERED,
     }
 )

@@ -7,8 +7,13 @@ audit channel.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
+import pytest
+
+from bot.audit import AuditEvent, AuditKind
 from bot.lifecycle import Outcome, Reach, RequestState, TaskOutcome
+from bot.outbox import Sink, wants
 from bot.slack.audit_channel import audit_line, card_link
 from bot.vocabulary import TaskState
 from tests.conftest import APPROVER1, APPROVER2, INCIDENT, REQUESTER, STREAM
@@ -153,3 +158,25 @@ def test_what_dis_said_is_escaped_in_the_outcome_line():
     assert "`req-&lt;1&gt;`" in line
     assert "<https://slack.com/archives/C0INCIDENT/p1715938215000100|card>" in line
     assert line.count("<") == line.count(">") == 2  # the channel and the link, nothing else
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail", "words"),
+    [
+        (
+            AuditKind.DENIED,
+            {"reason": "bucket <!channel> full"},
+            "denied by `U0BOB`: bucket &lt;!channel&gt; full",
+        ),
+        (AuditKind.DRIFT, {}, "sent back for a fresh approval"),
+        (AuditKind.STARTED, {"late_seconds": 120.4}, "started at its scheduled time, 120 s late"),
+        (AuditKind.RESUMED, {}, "resumed early by `U0BOB`"),
+        (AuditKind.RETENTION_WARNING, {"share": 90}, "still paused at 90 %"),
+    ],
+)
+def test_approval_and_schedule_decisions_get_their_lines(kind, detail, words):
+    """Denials, drift, scheduled starts, early resumes and retention warnings are worded."""
+    event = AuditEvent("dt-k7m2q9xa", kind, "U0BOB", datetime(2026, 11, 29, tzinfo=UTC), detail)
+    assert wants(Sink.CHANNEL, event)
+    document = {"request": "dt-k7m2q9xa", "kind": str(kind), "actor": "U0BOB", "detail": detail}
+    assert words in audit_line(document, None)

@@ -62,29 +62,62 @@ def _outcome(request: Request | None, detail: Mapping[str, Any]) -> str:
     return words
 
 
+def _opened(actor: str, detail: Mapping[str, Any], request: Request | None) -> str:
+    del actor, detail
+    reason = "" if request is None or not request.reason else request.reason
+    asked = f"opened by {_code(request.requester)}" if request else "opened"
+    return asked + (f": {_text(reason)}" if reason else "")
+
+
+def _approved(actor: str, detail: Mapping[str, Any], request: Request | None) -> str:
+    del request
+    progress = f"{detail.get('approvals', '?')} of {detail.get('required', '?')}"
+    done = ", executing" if detail.get("quorum_reached") else ""
+    return f"approved by {_code(actor)} ({_text(progress)}){done}"
+
+
+def _started(actor: str, detail: Mapping[str, Any], request: Request | None) -> str:
+    del actor, request
+    late = detail.get("late_seconds")
+    return "started at its scheduled time" + (
+        f", {_text(round(float(late)))} s late" if late else ""
+    )
+
+
+Wording = Callable[[str, Mapping[str, Any], Request | None], str]
+
+# What happened, in a few words, for each kind of event the audit channel receives.
+_WHAT: dict[str, Wording] = {
+    AuditKind.CARD_POSTED: _opened,
+    AuditKind.APPROVED: _approved,
+    AuditKind.REFUSED_CLICK: lambda actor, detail, _: (
+        f"refused a click by {_code(actor)}: {_text(detail.get('why', ''))}"
+    ),
+    AuditKind.CANCELLED: lambda actor, _, __: f"cancelled by {_code(actor)}",
+    AuditKind.DENIED: lambda actor, detail, _: (
+        f"denied by {_code(actor)}: {_text(detail.get('reason', ''))}"
+    ),
+    AuditKind.EXPIRED: lambda *_: "expired without enough approvals",
+    AuditKind.DISALLOWED: lambda _, detail, __: (
+        f"closed: no longer allowed by the policy ({_text(detail.get('because', 'policy'))})"
+    ),
+    AuditKind.DRIFT: lambda *_: "sent back for a fresh approval: a task changed before the call",
+    AuditKind.STARTED: _started,
+    AuditKind.RESUMED: lambda actor, _, __: f"resumed early by {_code(actor)}",
+    AuditKind.RETENTION_WARNING: lambda _, detail, __: (
+        f"tasks still paused at {_text(detail.get('share', '?'))} % of their safe window "
+        "(data expires after that)"
+    ),
+    AuditKind.DELIVERED: lambda _, detail, request: _outcome(request, detail),
+}
+
+
 def _what(kind: str, actor: str, detail: Mapping[str, Any], request: Request | None) -> str:
     """What happened, in a few words."""
-    match kind:
-        case AuditKind.CARD_POSTED:
-            reason = "" if request is None or not request.reason else request.reason
-            asked = f"opened by {_code(request.requester)}" if request else "opened"
-            return asked + (f": {_text(reason)}" if reason else "")
-        case AuditKind.APPROVED:
-            progress = f"{detail.get('approvals', '?')} of {detail.get('required', '?')}"
-            done = ", executing" if detail.get("quorum_reached") else ""
-            return f"approved by {_code(actor)} ({_text(progress)}){done}"
-        case AuditKind.REFUSED_CLICK:
-            return f"refused a click by {_code(actor)}: {_text(detail.get('why', ''))}"
-        case AuditKind.CANCELLED:
-            return f"cancelled by {_code(actor)}"
-        case AuditKind.EXPIRED:
-            return "expired without enough approvals"
-        case AuditKind.DISALLOWED:
-            because = _text(detail.get("because", "policy"))
-            return f"closed: no longer allowed by the policy ({because})"
-        case AuditKind.DELIVERED:
-            return _outcome(request, detail)
-    return f"{_text(kind)} by {_code(actor)}"
+    wording = _WHAT.get(kind)
+    if wording is None:
+        return f"{_text(kind)} by {_code(actor)}"
+    return wording(actor, detail, request)
 
 
 def audit_line(document: Mapping[str, Any], request: Request | None) -> str:
