@@ -16,14 +16,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from bot.clock import utc_now
 from bot.errors import StoreError
-from bot.jobs import HeldJob, Job, JobState, Lease, LeaseLostError, new_owner_id
+from bot.jobs import HeldJob, Job, JobKind, JobState, Lease, LeaseLostError, new_owner_id
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -97,10 +97,13 @@ class JobRunner:
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
             self._wakeup.clear()
 
-    async def claim_and_start(self) -> list[Job]:
-        """Claim what is due (within the concurrency limit) and start working on it."""
+    async def claim_and_start(self, kinds: Collection[JobKind] | None = None) -> list[Job]:
+        """Claim what is due (within the concurrency limit) and start working on it.
+
+        ``kinds`` narrows what is claimed (while draining, only outcomes to show).
+        """
         free = self._concurrency - len(self._running)
-        if free <= 0 or self._stopping:
+        if free <= 0 or (self._stopping and kinds is None):
             return []
         now = self._lease_clock()
         try:
@@ -111,6 +114,7 @@ class JobRunner:
                 lease_until=now + timedelta(seconds=self._lease_seconds),
                 limit=free,
                 skip=tuple(self._running),
+                kinds=tuple(kinds or JobKind),
             )
         except StoreError as error:
             logger.warning("could not look for due jobs: %s", error)
@@ -227,10 +231,19 @@ class JobRunner:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        deadline = asyncio.get_running_loop().time() + grace
+        if self._running:
+            logger.info("waiting up to %.0fs for %d job(s) to finish", grace, len(self._running))
+        # What finishes in the grace period is also shown: the outcomes it produced are
+        # delivered before the process goes (any left over are delivered by the next owner).
+        while True:
+            await self.claim_and_start(kinds=(JobKind.DELIVER,))
+            pending = [task for task, _ in self._running.values() if not task.done()]
+            left = deadline - asyncio.get_running_loop().time()
+            if not pending or left <= 0:
+                break
+            await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         running = dict(self._running)
-        if running:
-            logger.info("waiting up to %.0fs for %d job(s) to finish", grace, len(running))
-            await asyncio.wait([task for task, _ in running.values()], timeout=grace)
         released = []
         for job_id, (task, lease) in running.items():
             if task.done():

@@ -35,7 +35,7 @@ from bot.audit import AuditEvent
 from bot.dis.models import ActionResult
 from bot.dis.responses import error_from_response
 from bot.errors import DisError, DisErrorKind, StoreError, TaskInUseError
-from bot.jobs import Job, JobState, Lease, LeaseLostError
+from bot.jobs import Job, JobKind, JobState, Lease, LeaseLostError
 from bot.lifecycle import CardCopy, Request, RequestedTask, RequestState
 from bot.outbox import OutboxEvent
 from bot.store.protocol import Backlog
@@ -492,6 +492,7 @@ class FakeStore:
         lease_until: datetime,
         limit: int,
         skip: Sequence[str] = (),
+        kinds: Sequence[JobKind] = tuple(JobKind),
     ) -> list[Job]:
         """Lease due jobs whose lease is free, oldest due first."""
         free = [
@@ -501,6 +502,7 @@ class FakeStore:
             and job.due_at <= due_by
             and (job.lease_expires_at is None or job.lease_expires_at <= lease_now)
             and job.id not in skip
+            and job.kind in kinds
         ][: max(limit, 0)]
         claimed = []
         for job in free:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.jobs import HeldJob, JobState, LeaseLostError, execute_job
+from bot.jobs import HeldJob, JobKind, JobState, LeaseLostError, deliver_job, execute_job
 from bot.runner import JobRunner, backoff
 from tests.fakes import START, FakeClock, FakeStore
 
@@ -175,3 +175,37 @@ def test_back_off_grows_and_is_capped():
     assert 1.6 <= backoff(1, jitter=lambda: 0.0) <= 2.4
     assert backoff(3, jitter=lambda: 0.5) == 8.0
     assert backoff(30, jitter=lambda: 1.0) == pytest.approx(144.0)
+
+
+async def test_drain_shows_the_outcomes_of_work_it_lets_finish():
+    """A job finishing during the grace stores a deliver job; the draining runner runs it too."""
+    store, clock, ran = FakeStore(), FakeClock(), []
+    await store.enqueue(execute_job("dt-a", START), START)
+
+    async def handle(held: HeldJob) -> None:
+        ran.append(held.job.kind)
+        if held.job.kind is JobKind.EXECUTE:
+            await asyncio.sleep(0.05)
+            await store.enqueue(deliver_job("dt-a", START), START)
+
+    jobs = runner(store, handle, clock)
+    await jobs.claim_and_start()
+    assert await jobs.drain(5) == []
+    assert ran == [JobKind.EXECUTE, JobKind.DELIVER]
+    assert store.jobs["deliver:dt-a"].state is JobState.DONE
+
+
+async def test_jobs_of_kinds_this_code_does_not_know_are_left_alone():
+    """Only known kinds are claimed, so an older replica never trips on a newer one's jobs."""
+    store = FakeStore()
+    await store.enqueue(execute_job("dt-a", START), START)
+    await store.enqueue(deliver_job("dt-b", START), START)
+    claimed = await store.claim_due(
+        "me",
+        due_by=START,
+        lease_now=START,
+        lease_until=START + timedelta(seconds=15),
+        limit=10,
+        kinds=(JobKind.DELIVER,),
+    )
+    assert [job.id for job in claimed] == ["deliver:dt-b"]

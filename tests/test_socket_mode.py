@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.app import Bot, create_bot
+from bot.lifecycle import Phase
+from bot.sim.dis import Fault
 from bot.sim.slack_socket import SocketModeStandIn
 from bot.socket_mode import run_socket_mode
 from bot.vocabulary import TaskState
@@ -18,6 +20,8 @@ from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM, m
 from tests.flow_helpers import (
     APPROVE,
     card_text,
+    eventually,
+    request_id_of,
     wait_for_card,
     wait_for_ephemeral,
     wait_for_stored_card,
@@ -132,3 +136,49 @@ def test_command_containing_payload_reaches_the_listeners_over_socket_mode(
     socket_link.deliver(envelope(slack, "slash_commands", command))
     card = wait_for_card(slack, "C0PAYLOAD")
     assert "bad payload upstream" in card_text(slack, "C0PAYLOAD", card.ts)
+
+
+def test_stopping_socket_mode_disconnects_then_finishes_the_execution(
+    tmp_path, dis, slack, socket_link
+):
+    """Stopped mid-call, the bot leaves Slack's socket first and finishes the execution, once."""
+    settings = make_settings(
+        tmp_path, dis, slack, slack_signing_secret=None, slack_app_token=APP_TOKEN
+    )
+    dis.inject(Fault.latency(1.5, method="POST"))
+    running = SocketBot()
+    stop_now = threading.Event()
+    finished: list[str] = []
+
+    async def main() -> None:
+        running.loop = asyncio.get_running_loop()
+        running.bot = await create_bot(settings, sweep_interval=0.05)
+        stop = asyncio.Event()
+        serving = asyncio.create_task(run_socket_mode(running.bot, APP_TOKEN, stop))
+        await asyncio.to_thread(stop_now.wait)
+        stop.set()
+        await serving
+        finished.append("stopped")
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert socket_link.wait_connected()
+    command = slack.build_slash_command(REQUESTER, INCIDENT, f"start {STREAM} orders-archive")
+    socket_link.deliver(envelope(slack, "slash_commands", command))
+    card = wait_for_stored_card(running, slack, INCIDENT)
+    click = slack.build_block_action(APPROVER1, INCIDENT, card.ts, APPROVE, None)
+    socket_link.deliver(envelope(slack, "interactive", click))
+    assert running.bot is not None
+    store = running.bot.store
+    request_id = request_id_of(card)
+    eventually(
+        lambda: (found := running.run(store.get(request_id))) and found.phase is Phase.SENDING,
+        what="the call in flight",
+    )
+    stop_now.set()
+    thread.join(timeout=30)
+    assert finished == ["stopped"]
+    assert socket_link.connections == 0, "Slack sends new payloads to the other connections"
+    assert dis.task_state(STREAM, ARCHIVE_ID) == TaskState.RUNNING
+    assert len(dis.action_calls()) == 1
+    eventually(lambda: "succeeded" in card_text(slack, INCIDENT, card.ts), what="the outcome")

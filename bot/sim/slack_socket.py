@@ -48,6 +48,11 @@ class SocketModeStandIn(StartStop):
         """Stop listening, closing open connections."""
         self._server.stop()
 
+    @property
+    def connections(self) -> int:
+        """How many clients are connected now."""
+        return len(self._sockets)
+
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Wait until a client has connected and been greeted."""
         return self._connected.wait(timeout)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.audit import AuditEvent
-from bot.jobs import Job, JobState, Lease
+from bot.jobs import Job, JobKind, JobState, Lease
 from bot.lifecycle import Request
 from bot.outbox import OutboxEvent
 
@@ -94,6 +94,7 @@ class Store(Protocol):
         lease_until: datetime,
         limit: int,
         skip: Sequence[str] = (),
+        kinds: Sequence[JobKind] = tuple(JobKind),
     ) -> list[Job]:
         """Lease up to ``limit`` due jobs nobody holds a live lease on (not those in ``skip``)."""
 

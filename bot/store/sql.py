@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from bot.audit import AuditEvent
 from bot.audit_export import AuditFilters, AuditRow
 from bot.errors import StoreError, TaskInUseError
-from bot.jobs import Job, JobState, Lease, LeaseLostError
+from bot.jobs import Job, JobKind, JobState, Lease, LeaseLostError
 from bot.lifecycle import Request, RequestState
 from bot.outbox import OutboxEvent, event_body, route
 from bot.store.migrate import upgrade_to_head
@@ -535,6 +535,7 @@ class SqlStore:
         lease_until: datetime,
         limit: int,
         skip: Sequence[str] = (),
+        kinds: Sequence[JobKind] = tuple(JobKind),
     ) -> list[Job]:
         """Lease up to ``limit`` queued jobs that are due and that nobody holds a live lease on.
 
@@ -550,6 +551,8 @@ class SqlStore:
             .where(claimable)
             .where(jobs_table.c.due_at <= due_by)
             .where(jobs_table.c.id.not_in(list(skip)))
+            # Only kinds this code knows: a newer replica's jobs are left to a newer replica.
+            .where(jobs_table.c.kind.in_([kind.value for kind in kinds]))
             .order_by(jobs_table.c.due_at, jobs_table.c.id)
             .limit(max(limit, 0))
         )
