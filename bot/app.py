@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
 
@@ -23,7 +24,7 @@ from bot.dis.client import DisClient, build_http_client, retry_policy_from
 from bot.errors import StoreError
 from bot.jobs import HeldJob, JobKind
 from bot.lifecycle import NotifyMode, Policy
-from bot.metrics import Metrics, package_version
+from bot.metrics import Metrics, merge_exposition, package_version
 from bot.outbox import OutboxSink, Sink
 from bot.runner import JobRunner
 from bot.service import DumptaskService, Timing
@@ -37,6 +38,7 @@ from bot.slack.listeners import Listeners
 from bot.slack.notifier import SlackNotifier
 from bot.store import Store
 from bot.store.sql import open_store
+from bot.worker import WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -95,17 +97,22 @@ class Bot:
     store: Store
     runner: JobRunner
     dis_http: httpx.AsyncClient
+    slack_session: aiohttp.ClientSession
     sweep_interval: float
     shutdown_grace: float
     metrics: Metrics = field(default_factory=Metrics)
     shipper: Shipper | None = None
     audit_http: httpx.AsyncClient | None = None
     clock: Callable[[], datetime] = utc_now
+    worker: WorkerLink | None = None  # the process running the jobs, when not this one
     draining: bool = False
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start_background(self) -> None:
-        """Run due jobs and expire overdue requests, without waiting for clicks."""
+        """Run due jobs and expire overdue requests, here or in the worker process."""
+        if self.worker is not None:
+            self.worker.start()
+            return
         self.runner.start()
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="expiry-sweeper")
@@ -136,6 +143,14 @@ class Bot:
             self._sweeper = None
         if self.shipper is not None:
             self.shipper.stop()
+        if self.worker is not None:
+            # Both drain at once: the worker its jobs, this process the clicks being recorded
+            # (the jobs those store wait for the next worker, or another replica's).
+            stopping = asyncio.create_task(self.worker.stop(self.shutdown_grace))
+            if not await self.listeners.wait_idle(self.shutdown_grace):
+                logger.warning("requests still being handled at shutdown may not be answered")
+            await stopping
+            return
         started = time.monotonic()
         if not await self.listeners.wait_idle(self.shutdown_grace):
             logger.warning("requests still being handled at shutdown may not be answered")
@@ -145,6 +160,7 @@ class Bot:
         """Drain (if not done yet), then close the HTTP clients and the store."""
         await self.drain()
         await self.dis_http.aclose()
+        await self.slack_session.close()
         if self.audit_http is not None:
             await self.audit_http.aclose()
         await self.store.close()
@@ -152,7 +168,9 @@ class Bot:
     async def scrape(self) -> bytes:
         """The metrics in Prometheus' text format, the store's gauges read just now."""
         await self.metrics.refresh(self.store.backlog, self.clock())
-        return self.metrics.exposition()
+        own = self.metrics.exposition()
+        theirs = None if self.worker is None else await self.worker.metrics()
+        return own if theirs is None else merge_exposition(own, theirs)
 
 
 async def create_bot(
@@ -161,8 +179,13 @@ async def create_bot(
     clock: Callable[[], datetime] = utc_now,
     sweep_interval: float | None = None,
     poll_seconds: float | None = None,
+    worker: WorkerLink | None = None,
 ) -> Bot:
-    """Build the whole bot from ``settings``; nothing is read from the environment here."""
+    """Build the whole bot from ``settings``; nothing is read from the environment here.
+
+    With a ``worker``, the jobs run in that process instead (``bot.worker``): this one only
+    stores them and wakes it.
+    """
     sink_names = audit_sink_names(settings)
     metrics = Metrics(sinks=sink_names)
     store = await open_store(settings.database_url, sinks=sink_names)
@@ -174,7 +197,9 @@ async def create_bot(
         auth_cooldown_seconds=settings.dis_auth_cooldown_seconds,
         observer=metrics,
     )
-    client = slack_client(settings, on_error=metrics.slack_api_error)
+    # One pooled session for every Web API call, made on the loop that will use it.
+    slack_session = aiohttp.ClientSession()
+    client = slack_client(settings, on_error=metrics.slack_api_error, session=slack_session)
     app = build_bolt_app(settings, client)
     policy = policy_from(settings)
     notifier = SlackNotifier(client, policy, store.get)
@@ -188,7 +213,11 @@ async def create_bot(
         assert settings.dumptask_audit_webhook_url is not None
         sinks[Sink.WEBHOOK] = WebhookSink(audit_http, settings.dumptask_audit_webhook_url)
     shipper = Shipper(store, sinks, observe=metrics.delivery)
-    await shipper.ensure_jobs(clock())
+    try:
+        await shipper.ensure_jobs(clock())
+    except BaseException:
+        await slack_session.close()  # nobody else will: the bot is not built
+        raise
     lease = settings.dumptask_lease_seconds
 
     async def run_job(held: HeldJob) -> datetime | None:
@@ -196,6 +225,9 @@ async def create_bot(
         # ``service`` when a job runs, after both exist.
         if held.job.kind is JobKind.SHIP:
             return await shipper.run(held)
+        if held.job.kind is JobKind.ASK:
+            await listeners.run_ask(held)
+            return None
         await service.run_job(held)
         return None
 
@@ -215,10 +247,10 @@ async def create_bot(
         policy=policy,
         timing=timing_from(settings),
         clock=clock,
-        wake=runner.wake,
+        wake=runner.wake if worker is None else worker.wake,
         observe=metrics.request_changed,
     )
-    listeners = Listeners(service, notifier, metrics.command)
+    listeners = Listeners(service, notifier, client, metrics.command)
     listeners.register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
     return Bot(
@@ -228,10 +260,12 @@ async def create_bot(
         store=store,
         runner=runner,
         dis_http=dis_http,
+        slack_session=slack_session,
         sweep_interval=interval,
         shutdown_grace=settings.shutdown_grace_seconds,
         metrics=metrics,
         shipper=shipper,
         audit_http=audit_http,
         clock=clock,
+        worker=worker,
     )

@@ -56,7 +56,7 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
         auth=AkSkAuth(credentials),
         headers={"Content-Type": "application/json", "X-Project-Id": settings.dis_project_id},
         timeout=httpx.Timeout(settings.dis_timeout_seconds),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
     )
 
 
