@@ -12,11 +12,17 @@ import argparse
 import asyncio
 import dataclasses
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 
 from bench.report import render
 from bench.scenario import FULL, QUICK, SMOKE, progress, run, work_directory
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM ends the run as Ctrl-C does, so every process it started is stopped."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.rounds < 1:
             parser.error("--rounds must be at least 1")
         plan = dataclasses.replace(plan, rounds=args.rounds)
+    signal.signal(signal.SIGTERM, _interrupt)
     work = work_directory()
     try:
         results = asyncio.run(run(plan, work))

@@ -20,7 +20,7 @@ import httpx
 
 from bench import phases, processes
 from bench.dis_server import write_data
-from bench.measure import rss_bytes
+from bench.measure import median, rss_bytes
 from bench.observe import StandIns
 from bench.phases import Acks, Completed, SlowCloud
 from bench.postgres import find_server, throwaway_database
@@ -37,7 +37,7 @@ class Plan:
     name: str
     rounds: int = 3
     steady_rate: float = 100.0
-    steady_seconds: float = 3.0
+    steady_seconds: float = 2.0
     burst_rate: float = 300.0
     burst_count: int = 600
     overload_factor: float = 5.0
@@ -45,8 +45,11 @@ class Plan:
     overhead_count: int = 10
     slow_count: int = 50
     slow_latency: float = 2.0
-    startup_trials: int = 3
-    postgres_count: int = 300
+    approval_seconds: float = 5.0
+    min_approvals: int = 30
+    memory_requests: int = 5000
+    startup_trials: int = 2
+    postgres_count: int = 200
     stall_seconds: float = 10.0
 
     @property
@@ -54,22 +57,33 @@ class Plan:
         """Requests per steady phase."""
         return round(self.steady_rate * self.steady_seconds)
 
+    def approvals_for(self, rate: float, available: int) -> int:
+        """How many cards to approve at saturation: about ``approval_seconds`` of work.
+
+        Today's bot completes a tenth of what a fast one does; a fixed count would make the
+        run take minutes longer for it, a fixed duration would starve the measurement for
+        neither. ``rate`` is the last estimate of the approvals per second.
+        """
+        wanted = self.min_approvals if math.isnan(rate) else round(rate * self.approval_seconds)
+        return max(1, min(available, max(self.min_approvals, wanted)))
+
     def tasks_needed(self) -> int:
         """A generous count of the tasks the run can use (each command takes a new one)."""
         per_round = 2 * self.steady_count + self.burst_count + self.overload_max_count
         postgres = 2 * self.postgres_count
-        return 2 * (self.rounds * (per_round + postgres + self.overhead_count) + self.slow_count)
+        rounds = self.rounds * (per_round + postgres + self.overhead_count)
+        return 2 * (rounds + self.slow_count) + self.memory_requests
 
 
 FULL = Plan("full")
 QUICK = Plan(
     "quick", rounds=1, steady_seconds=2.0, burst_count=300, overload_max_count=600,
-    overhead_count=5, startup_trials=2, postgres_count=150,
+    overhead_count=5, startup_trials=1, postgres_count=150, memory_requests=0,
 )  # fmt: skip
 SMOKE = Plan(
     "smoke", rounds=1, steady_rate=20.0, steady_seconds=1.0, burst_rate=60.0, burst_count=20,
     overload_max_count=40, overhead_count=3, slow_count=5, slow_latency=0.3, startup_trials=1,
-    postgres_count=10,
+    postgres_count=10, memory_requests=0,
 )  # fmt: skip
 
 
@@ -104,6 +118,7 @@ class Results:
     plan: Plan
     rounds: list[Round] = field(default_factory=list)
     slow: SlowCloud | None = None
+    top_up: Completed | None = None
     startup_bot: list[float] = field(default_factory=list)
     startup_base: list[float] = field(default_factory=list)
     rss_bot_idle: float = math.nan
@@ -125,6 +140,8 @@ class Results:
                 found.append(one.overload)
         if self.slow is not None:
             found += [self.slow.alone, self.slow.together]
+        if self.top_up is not None:
+            found.append(self.top_up)
         for pg in self.postgres:
             found += [pg.one_commands, pg.one_approvals, pg.two_commands, pg.two_approvals]
         return found
@@ -151,6 +168,8 @@ class Run:
         self.dis: StandIn
         self.slack: StandIn
         self.stand_ins: StandIns
+        # The last approvals/s measured per setup, to size the next approvals phase.
+        self.approval_rate: dict[str, float] = {}
 
     def bot(self, name: str, database_url: str) -> Server:
         """A bot process (not started) wired to the stand-ins."""
@@ -239,10 +258,13 @@ class Run:
             count = min(plan.overload_max_count, round(target * plan.burst_count / plan.burst_rate))
             progress(f"round {number + 1}: overload, {count} commands at {target:.0f}/s")
             overload = await phases.commands(stand_ins, [bot], count, target, stall)
-        progress(f"round {number + 1}: approvals at saturation")
+        estimate = self.approval_rate.get("sqlite", bot_approvals.per_second)
+        cards = list(saturation.done)[: plan.approvals_for(estimate, len(saturation.done))]
+        progress(f"round {number + 1}: {len(cards)} approvals at saturation")
         approvals_saturation = await phases.approvals(
-            stand_ins, [bot], saturation.done, plan.burst_rate, stall
+            stand_ins, [bot], cards, plan.burst_rate, stall
         )
+        self.approval_rate["sqlite"] = approvals_saturation.per_second
         progress(f"round {number + 1}: own overhead, {plan.overhead_count} approvals one by one")
         overhead = await phases.own_overhead(stand_ins, bot, plan.overhead_count, stall)
 
@@ -286,10 +308,27 @@ class Run:
             self.plan.stall_seconds,
         )  # fmt: skip
         self.results.bot_requests += 2 * (self.plan.slow_count + 1)
+        await self.top_up(bot)
         self.results.rss_bot_after = rss_bytes(bot.pid)
         self.results.rss_base_after = rss_bytes(base.pid)
         bot.stop()
         base.stop()
+
+    async def top_up(self, bot: Server) -> None:
+        """Commands until the bot has had ``memory_requests``, for the memory reading after.
+
+        They go at the saturation rate measured, so no backlog builds up and the bot is idle
+        again soon after the last one.
+        """
+        missing = self.plan.memory_requests - self.results.bot_requests
+        rate = median([r.saturation.per_second for r in self.results.rounds])
+        if missing <= 0 or math.isnan(rate):
+            return
+        progress(f"{missing} more commands at {rate:.0f}/s, before reading memory again")
+        self.results.top_up = await phases.commands(
+            self.stand_ins, [bot], missing, rate, self.plan.stall_seconds
+        )
+        self.results.bot_requests += missing
 
     async def postgres(self) -> None:
         """Throughput with one replica and with two on one PostgreSQL database."""
@@ -317,10 +356,13 @@ class Run:
                                 stand_ins, servers, plan.postgres_count, plan.burst_rate,
                                 plan.stall_seconds,
                             )  # fmt: skip
+                            key = f"postgres-{replicas}"
+                            estimate = self.approval_rate.get(key, self.approval_rate["sqlite"])
+                            cards = list(made.done)[: plan.approvals_for(estimate, len(made.done))]
                             approved = await phases.approvals(
-                                stand_ins, servers, made.done, plan.burst_rate,
-                                plan.stall_seconds,
-                            )  # fmt: skip
+                                stand_ins, servers, cards, plan.burst_rate, plan.stall_seconds
+                            )
+                            self.approval_rate[key] = approved.per_second
                         measured[replicas] = (made, approved)
                     self.results.postgres.append(PostgresRound(*measured[1], *measured[2]))
 
