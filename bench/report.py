@@ -166,7 +166,8 @@ def _cpu_rows(results: Results) -> list[Row]:
     return [
         Row(
             "3",
-            "CPU per command, end to end (ack, DIS list, store, card), process tree",
+            f"CPU per command at {results.plan.steady_rate:g}/s, end to end (ack, DIS list, "
+            "store, card), process tree",
             _spread([r.base_commands.cpu_per_request_ms for r in rounds], " ms") + " (ack only)",
             _spread([r.bot_commands.cpu_per_ms for r in rounds], " ms"),
             _x(median(per_command)),
@@ -175,7 +176,8 @@ def _cpu_rows(results: Results) -> list[Row]:
         ),
         Row(
             "3",
-            "CPU per approval, end to end (click to outcome posted), process tree",
+            f"CPU per approval at {results.plan.steady_rate:g}/s, end to end (click to outcome "
+            "posted), process tree",
             _spread([r.base_clicks.cpu_per_request_ms for r in rounds], " ms") + " (ack only)",
             _spread([r.bot_approvals.cpu_per_ms for r in rounds], " ms"),
             _x(median(per_approval)),
@@ -229,7 +231,8 @@ def _slow_rows(results: Results) -> list[Row]:
     slow = results.slow
     what = f"slow cloud: DIS +{results.plan.slow_latency:g} s per call, "
     if slow is None:
-        return [Row("6", what + "approvals at once", "-", NA, NA, "", NA)]
+        note = f"{NA}: {results.slow_note or 'not measured'}"
+        return [Row("6", what + "approvals at once", "-", note, NA, "<= 1.5x; every ack < 1 s", NA)]
     count = slow.together.count
     slowest = max(slow.alone.acks.max_ms, slow.together.acks.max_ms)
     wall = ratio(slow.wall_together, slow.wall_alone)

@@ -129,6 +129,7 @@ class Results:
     base_requests: int = 0
     postgres: list[PostgresRound] = field(default_factory=list)
     postgres_note: str = ""
+    slow_note: str = ""
     seconds: float = math.nan
 
     def all_phases(self) -> list[Completed]:
@@ -303,10 +304,14 @@ class Run:
             self.results.rounds.append(await self.one_round(number, bot, base))
         progress(f"slow cloud: DIS +{self.plan.slow_latency:g} s, {self.plan.slow_count} "
                  "approvals at once")  # fmt: skip
-        self.results.slow = await phases.slow_cloud(
-            self.stand_ins, bot, self.plan.slow_count, self.plan.slow_latency,
-            self.plan.stall_seconds,
-        )  # fmt: skip
+        try:
+            self.results.slow = await phases.slow_cloud(
+                self.stand_ins, bot, self.plan.slow_count, self.plan.slow_latency,
+                self.plan.stall_seconds,
+            )  # fmt: skip
+        except Exception as error:  # one row says n/a and why; the rest of the table stands
+            self.results.slow_note = f"failed: {error}"
+            progress(f"slow cloud: n/a, {self.results.slow_note}")
         self.results.bot_requests += 2 * (self.plan.slow_count + 1)
         await self.top_up(bot)
         self.results.rss_bot_after = rss_bytes(bot.pid)
@@ -379,7 +384,12 @@ async def run(plan: Plan, work: Path) -> Results:
         async with httpx.AsyncClient(timeout=60) as http:
             runner.stand_ins = StandIns(http, runner.slack.url, runner.dis.url)
             await runner.sqlite()
-            await runner.postgres()
+            try:
+                await runner.postgres()
+            except Exception as error:  # the replica rows say n/a and why; the rest stands
+                runner.results.postgres = []
+                runner.results.postgres_note = f"failed: {error}"
+                progress(f"PostgreSQL: n/a, {runner.results.postgres_note}")
     runner.results.seconds = time.monotonic() - started
     return runner.results
 
