@@ -13,8 +13,10 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -26,6 +28,8 @@ from bench.phases import Acks, Completed, SlowCloud
 from bench.postgres import find_server, throwaway_database
 from bench.processes import Server, StandIn
 
+A = TypeVar("A")
+B = TypeVar("B")
 # Settling after start-up before idle memory is read: imports and first allocations are done.
 SETTLE_SECONDS = 1.0
 
@@ -41,6 +45,7 @@ class Plan:
     burst_rate: float = 300.0
     burst_count: int = 600
     overload_factor: float = 5.0
+    overload_seconds: float = 1.5
     overload_max_count: int = 1500
     overhead_count: int = 10
     slow_count: int = 50
@@ -50,7 +55,7 @@ class Plan:
     memory_requests: int = 5000
     startup_trials: int = 2
     postgres_count: int = 200
-    stall_seconds: float = 10.0
+    stall_seconds: float = 6.0
 
     @property
     def steady_count(self) -> int:
@@ -158,6 +163,17 @@ def _sqlite_url(directory: Path, name: str) -> str:
     return f"sqlite:///{directory / name}.db"
 
 
+async def side_by_side(
+    bot: Callable[[], Awaitable[A]], base: Callable[[], Awaitable[B]], *, bot_first: bool
+) -> tuple[A, B]:
+    """Measure the bot and the baseline one after the other, in the order given."""
+    if bot_first:
+        measured = await bot()
+        return measured, await base()
+    baseline = await base()
+    return await bot(), baseline
+
+
 class Run:
     """The processes of one run, and the measurements over them."""
 
@@ -210,7 +226,7 @@ class Run:
         bodies = await self.stand_ins.command_bodies(self.stand_ins.allocate(10))
         await phases.acks_only(base, bodies, 20)
         await phases.acks_only(base, await self.stand_ins.click_bodies(made.done), 20)
-        self.results.bot_requests += 2 * len(made.done) + 10 - len(made.done)
+        self.results.bot_requests += made.count + len(made.done)
         self.results.base_requests += 10 + len(made.done)
 
     async def one_round(self, number: int, bot: Server, base: Server) -> Round:
@@ -221,32 +237,20 @@ class Run:
 
         progress(f"round {number + 1}: {plan.steady_rate:g} commands/s, bot and bare Bolt")
         base_bodies = await stand_ins.command_bodies(stand_ins.allocate(plan.steady_count))
-        bot_commands: Completed | None = None
-        base_commands: Acks | None = None
-        for turn in (0, 1) if bot_first else (1, 0):
-            if turn == 0:
-                bot_commands = await phases.commands(
-                    stand_ins, [bot], plan.steady_count, plan.steady_rate, stall
-                )
-            else:
-                base_commands = await phases.acks_only(base, base_bodies, plan.steady_rate)
-        assert bot_commands is not None
-        assert base_commands is not None
+        bot_commands, base_commands = await side_by_side(
+            lambda: phases.commands(stand_ins, [bot], plan.steady_count, plan.steady_rate, stall),
+            lambda: phases.acks_only(base, base_bodies, plan.steady_rate),
+            bot_first=bot_first,
+        )
 
         progress(f"round {number + 1}: {plan.steady_rate:g} clicks/s, bot and bare Bolt")
         cards = list(bot_commands.done)
         click_bodies = await stand_ins.click_bodies(cards)
-        bot_approvals: Completed | None = None
-        base_clicks: Acks | None = None
-        for turn in (0, 1) if bot_first else (1, 0):
-            if turn == 0:
-                bot_approvals = await phases.approvals(
-                    stand_ins, [bot], cards, plan.steady_rate, stall
-                )
-            else:
-                base_clicks = await phases.acks_only(base, click_bodies, plan.steady_rate)
-        assert bot_approvals is not None
-        assert base_clicks is not None
+        bot_approvals, base_clicks = await side_by_side(
+            lambda: phases.approvals(stand_ins, [bot], cards, plan.steady_rate, stall),
+            lambda: phases.acks_only(base, click_bodies, plan.steady_rate),
+            bot_first=bot_first,
+        )
 
         progress(f"round {number + 1}: saturation, {plan.burst_count} commands at "
                  f"{plan.burst_rate:g}/s")  # fmt: skip
@@ -256,7 +260,7 @@ class Run:
         overload = saturation
         target = plan.overload_factor * saturation.per_second
         if not math.isnan(target) and target > plan.burst_rate:
-            count = min(plan.overload_max_count, round(target * plan.burst_count / plan.burst_rate))
+            count = min(plan.overload_max_count, round(target * plan.overload_seconds))
             progress(f"round {number + 1}: overload, {count} commands at {target:.0f}/s")
             overload = await phases.commands(stand_ins, [bot], count, target, stall)
         estimate = self.approval_rate.get("sqlite", bot_approvals.per_second)
