@@ -73,8 +73,8 @@ STORE_DOWN = (
 # Slack shows "operation_timeout" to the user after 3 seconds without an ack.
 QUEUE_DEADLINE_S = 2.0
 NOT_QUEUED = (
-    "I could not record this command just now: my database is busy or unreachable. If no "
-    "approval card appears here within a minute, send the command again."
+    "I could not reach my database just now (it is down or too busy), so this command may not "
+    "be recorded. If no approval card or answer appears here within a minute, send it again."
 )
 # What a stored command keeps of Slack's form: enough to answer it, and to tell its author.
 COMMAND_FIELDS = ("user_id", "channel_id", "text", "response_url")
