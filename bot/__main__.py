@@ -82,7 +82,7 @@ async def run(arguments: argparse.Namespace, settings: Settings) -> int:
 
         if arguments.parent_pid is not None:
             die_with_parent(arguments.parent_pid)
-        await work(await create_bot(settings), arguments.link_fd)
+        await work(await create_bot(settings, reads_inbox=True), arguments.link_fd)
         return 0
     worker = None
     if arguments.command == "serve" and settings.dumptask_worker == "process":

@@ -22,6 +22,7 @@ from bot.audit_webhook import WebhookSink, webhook_client
 from bot.clock import utc_now
 from bot.dis.client import DisClient, build_http_client, retry_policy_from
 from bot.errors import StoreError
+from bot.inbox import Inbox, InboxReader, inbox_path
 from bot.jobs import HeldJob, JobKind
 from bot.lifecycle import NotifyMode, Policy
 from bot.metrics import Metrics, merge_exposition, package_version
@@ -105,6 +106,8 @@ class Bot:
     audit_http: httpx.AsyncClient | None = None
     clock: Callable[[], datetime] = utc_now
     worker: WorkerLink | None = None  # the process running the jobs, when not this one
+    inbox: Inbox | None = None  # where this process hands commands to its worker (SQLite)
+    inbox_reader: InboxReader | None = None  # the worker's side of it
     draining: bool = False
     _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -113,6 +116,8 @@ class Bot:
         if self.worker is not None:
             self.worker.start()
             return
+        if self.inbox_reader is not None:
+            self.inbox_reader.start()
         self.runner.start()
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="expiry-sweeper")
@@ -126,6 +131,12 @@ class Bot:
             except Exception:
                 logger.exception("background sweep failed; will try again")
             await asyncio.sleep(self.sweep_interval)
+
+    def wake_jobs(self) -> None:
+        """New work was handed over: look for it now (the worker's side of ``serve``'s wake)."""
+        if self.inbox_reader is not None:
+            self.inbox_reader.wake()
+        self.runner.wake()
 
     def begin_draining(self) -> None:
         """Stop taking new work (HTTP answers 503) while in-flight executions finish."""
@@ -143,6 +154,8 @@ class Bot:
             self._sweeper = None
         if self.shipper is not None:
             self.shipper.stop()
+        if self.inbox_reader is not None:
+            await self.inbox_reader.stop()
         if self.worker is not None:
             # Both drain at once: the worker its jobs, this process the clicks being recorded
             # (the jobs those store wait for the next worker, or another replica's).
@@ -161,6 +174,8 @@ class Bot:
         await self.drain()
         await self.dis_http.aclose()
         await self.slack_session.close()
+        if self.inbox is not None:
+            self.inbox.close()
         if self.audit_http is not None:
             await self.audit_http.aclose()
         await self.store.close()
@@ -180,11 +195,13 @@ async def create_bot(
     sweep_interval: float | None = None,
     poll_seconds: float | None = None,
     worker: WorkerLink | None = None,
+    reads_inbox: bool = False,
 ) -> Bot:
     """Build the whole bot from ``settings``; nothing is read from the environment here.
 
     With a ``worker``, the jobs run in that process instead (``bot.worker``): this one only
-    stores them and wakes it.
+    stores them and wakes it. ``reads_inbox`` is that worker's side: on SQLite it moves the
+    commands ``serve`` handed over into the store (``bot.inbox``).
     """
     sink_names = audit_sink_names(settings)
     metrics = Metrics(sinks=sink_names)
@@ -231,6 +248,8 @@ async def create_bot(
         await service.run_job(held)
         return None
 
+    path = inbox_path(settings.database_url)
+    inbox = Inbox(path) if path is not None and worker is not None else None
     runner = JobRunner(
         store,
         run_job,
@@ -249,8 +268,18 @@ async def create_bot(
         clock=clock,
         wake=runner.wake if worker is None else worker.wake,
         observe=metrics.request_changed,
+        hand_off=None if inbox is None else inbox.append,
     )
     listeners = Listeners(service, notifier, client, metrics.command)
+    reader = None
+    if path is not None and reads_inbox:
+        reader = InboxReader(
+            Inbox(path),
+            store,
+            wake_runner=runner.wake,
+            clock=clock,
+            poll_seconds=poll_seconds or min(1.0, lease / 5),
+        )
     listeners.register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)
     return Bot(
@@ -268,4 +297,6 @@ async def create_bot(
         audit_http=audit_http,
         clock=clock,
         worker=worker,
+        inbox=inbox,
+        inbox_reader=reader,
     )

@@ -348,6 +348,7 @@ class DumptaskService:
         monotonic: Callable[[], float] = time.monotonic,
         wake: Callable[[], None] = lambda: None,
         observe: Callable[[Request | None, Request], None] = lambda _before, _after: None,
+        hand_off: Callable[[Job], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
         self._dis = dis
@@ -360,6 +361,9 @@ class DumptaskService:
         self._monotonic = monotonic
         self._wake = wake
         self._observe = observe  # told of each stored change (before is None: just opened)
+        # Where a typed command's job goes before the ack: the store, or serve's inbox on
+        # SQLite (bot.inbox).
+        self._hand_off = hand_off
 
     @property
     def policy(self) -> Policy:
@@ -409,7 +413,11 @@ class DumptaskService:
         slow (DIS, the card) happens in the job, wherever the jobs run.
         """
         request_id = lifecycle.new_request_id()
-        await self._store.enqueue(ask_job(request_id, command, self._clock()), self._clock())
+        job = ask_job(request_id, command, self._clock())
+        if self._hand_off is not None:
+            await self._hand_off(job)
+        else:
+            await self._store.enqueue(job, self._clock())
         self._wake()
         return request_id
 

@@ -32,7 +32,7 @@ async def work(bot: Bot, link_fd: int | None) -> None:
         async def own_metrics() -> bytes:
             return bot.metrics.exposition()
 
-        link = serve_link(link_fd, bot.runner.wake, own_metrics)
+        link = serve_link(link_fd, bot.wake_jobs, own_metrics)
         waiting.append(asyncio.create_task(link, name="link"))
     logger.info("working: running stored jobs")
     try:
