@@ -43,6 +43,10 @@ from bot.worker import WorkerLink
 
 logger = logging.getLogger(__name__)
 
+# Jobs mostly wait: on a slow cloud each DIS call takes seconds. Fifty approvals in a storm must
+# run side by side (with their deliveries), not in rounds.
+JOB_CONCURRENCY = 128
+
 
 def policy_from(settings: Settings) -> Policy:
     """The operator's policy, from the settings."""
@@ -257,6 +261,7 @@ async def create_bot(
         lease_seconds=lease,
         renew_seconds=lease / 3,
         poll_seconds=poll_seconds or min(1.0, lease / 5),
+        concurrency=JOB_CONCURRENCY,
     )
     service = DumptaskService(
         store=store,

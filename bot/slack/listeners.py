@@ -1,9 +1,11 @@
 """What Slack can trigger: the ``/dumptask`` command and the card's two buttons.
 
 Each listener is a short adapter: acknowledge at once (Slack gives 3 seconds), translate the
-payload into a service call, render the result. Work that waits on DIS or the Web API happens
-after the ack. User mistakes (``CommandError``) and everything unexpected reach the one error
-handler, which answers the user ephemerally.
+payload into a service call, render the result. A typed ``start``, ``stop`` or ``list`` is only
+stored before its ack (an ``ask`` job); ``run_ask`` answers it from the job runner, which ``serve``
+runs in its worker process. Other work that waits on the store or the Web API happens after the
+ack. User mistakes (``CommandError``) and everything unexpected reach the one error handler,
+which answers the user ephemerally.
 """
 
 from __future__ import annotations
