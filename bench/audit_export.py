@@ -147,7 +147,7 @@ def measure(database: Path, output_format: str, events: int) -> Measurement:
 
 def run(sizes: Sequence[int], formats: Sequence[str], folder: Path) -> list[Measurement]:
     """Fill one database per size and export it in every format."""
-    results = []
+    results: list[Measurement] = []
     for events in sizes:
         database = folder / f"audit-{events}.db"
         fill(database, events)

@@ -28,6 +28,7 @@ from bot.errors import DumptaskError
 class JobKind(enum.StrEnum):
     """What a job does."""
 
+    ASK = "ask"  # answer a typed start, stop or list: ask DIS, open the request, post the card
     EXECUTE = "execute"  # make an approved request's batch call, read back, record the outcome
     DELIVER = "deliver"  # show a decided request in Slack: card, thread reply, fallbacks
     NOTIFY = "notify"  # send each eligible approver a direct message with the card
@@ -158,6 +159,22 @@ def retention_job(request_id: str, due_at: datetime, share: int) -> Job:
         due_at,
         request_id=request_id,
         payload={"share": share},
+    )
+
+
+def ask_job(request_id: str, command: Mapping[str, str], due_at: datetime) -> Job:
+    """The job that turns a typed command into a request and its card (or a ``list`` answer).
+
+    The listener stores it before it acks, so a command Slack was told we received survives
+    a crash; the id of the request it opens is chosen now, so a rerun finds the request an
+    interrupted attempt already stored instead of opening a second one.
+    """
+    return Job(
+        f"ask:{request_id}",
+        JobKind.ASK,
+        due_at,
+        request_id=request_id,
+        payload={"command": dict(command)},
     )
 
 

@@ -443,10 +443,11 @@ def open_request(
     now: datetime,
     policy: Policy,
     state_unknown_because: str | None = None,
+    request_id: str | None = None,
 ) -> Request:
-    """Create a pending request with a fresh id and its deadline."""
+    """Create a pending request with its deadline, and a fresh id unless one is given."""
     return Request(
-        id=new_request_id(),
+        id=request_id or new_request_id(),
         action=action,
         stream=stream,
         tasks=tasks,

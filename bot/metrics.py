@@ -21,6 +21,7 @@ from the store when ``/metrics`` is scraped: ``refresh`` queries it, bounded in 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from bot.errors import DisErrorKind, StoreError
 from bot.jobs import JobKind
@@ -292,3 +295,61 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+# The families a process adds up sample by sample when another process's metrics join its own.
+SUMMED_TYPES = frozenset({"counter", "histogram", "summary"})
+_SUFFIX_ORDER = {"_bucket": 0, "_total": 0, "_count": 1, "_sum": 2}
+
+
+class _Families(Collector):
+    """Already built metric families, for one exposition."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as they are."""
+        yield from self._families
+
+
+def _sample_order(family: Metric, sample: Sample) -> tuple[object, ...]:
+    """Samples of one series together, buckets by bound, then the count and the sum."""
+    labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "quantile")))
+    suffix = sample.name[len(family.name) :]
+    bound = sample.labels.get("le") or sample.labels.get("quantile")
+    return (labels, _SUFFIX_ORDER.get(suffix, 3), float(bound) if bound else 0.0)
+
+
+def merge_exposition(own: bytes, *others: bytes) -> bytes:
+    """Our metrics with other processes' counters and histograms added in.
+
+    ``serve`` runs its jobs in a worker process (``bot.worker``), which counts what it does
+    (commands answered, executions, DIS calls, deliveries) in a registry of its own. ``/metrics``
+    shows one set of series, so the worker's counters and histogram samples are added to ours,
+    label set by label set. Gauges are this process's alone: the store's are read here at scrape
+    time, and the process gauges describe the process answering the scrape.
+    """
+    families = {family.name: family for family in text_string_to_metric_families(own.decode())}
+    for text in others:
+        for family in text_string_to_metric_families(text.decode()):
+            if family.type not in SUMMED_TYPES:
+                continue
+            mine = families.setdefault(family.name, family)
+            if mine is family:
+                continue
+            index = {
+                (s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(mine.samples)
+            }
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key in index:
+                    kept = mine.samples[index[key]]
+                    mine.samples[index[key]] = kept._replace(value=kept.value + sample.value)
+                else:
+                    index[key] = len(mine.samples)
+                    mine.samples.append(sample)
+            mine.samples.sort(key=functools.partial(_sample_order, mine))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families.values())))
+    return generate_latest(registry)

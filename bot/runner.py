@@ -73,6 +73,7 @@ class JobRunner:
         self._max_attempts = max_attempts
         self._running: dict[str, tuple[asyncio.Task[None], Lease]] = {}
         self._wakeup = asyncio.Event()
+        self._backlog = False
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -119,6 +120,9 @@ class JobRunner:
         except StoreError as error:
             logger.warning("could not look for due jobs: %s", error)
             return []
+        # A full claim may have left due jobs behind: a finished job then frees its slot for
+        # them at once instead of at the next poll.
+        self._backlog = len(jobs) == free
         for job in jobs:
             lease = Lease(job.id, self.owner)
             task = asyncio.create_task(self._run(job, lease), name=f"job {job.id}")
@@ -128,6 +132,8 @@ class JobRunner:
 
     def _forget(self, job_id: str, _: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
+        if self._backlog:
+            self._wakeup.set()
 
     async def _run(self, job: Job, lease: Lease) -> None:
         held = HeldJob(job, lease, self._lease_seconds, self._lease_clock)

@@ -14,7 +14,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
@@ -31,6 +31,7 @@ from bot.jobs import (
     Job,
     JobKind,
     LeaseTerms,
+    ask_job,
     deliver_job,
     execute_job,
     notify_job,
@@ -268,6 +269,26 @@ class ClickResult:
     must_execute: bool
 
 
+# The audit events recording a change, from the request before and after it.
+AuditFor = Callable[[Request, Request], Sequence[AuditEvent]]
+
+
+def _log_audit(event: AuditEvent) -> None:
+    """Log an audit event as it is recorded (the log is not the trail: the store is)."""
+    logger.info(
+        "audit: %s by %s",
+        event.kind,
+        event.actor or "nobody",
+        extra={"request_id": event.request_id},
+    )
+
+
+def _quorum_reached(before: Request, after: Request) -> bool:
+    """Whether this change is the approval that completed the quorum."""
+    waiting = after.state in (RequestState.EXECUTING, RequestState.SCHEDULED)
+    return before.state is RequestState.PENDING and waiting
+
+
 def _schedule_detail(run_at: datetime | None, pause_for: timedelta | None) -> dict[str, object]:
     """What the audit says of ``--at`` and ``--for``, only when they were given."""
     detail: dict[str, object] = {}
@@ -327,6 +348,7 @@ class DumptaskService:
         monotonic: Callable[[], float] = time.monotonic,
         wake: Callable[[], None] = lambda: None,
         observe: Callable[[Request | None, Request], None] = lambda _before, _after: None,
+        hand_off: Callable[[Job], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
         self._dis = dis
@@ -339,6 +361,9 @@ class DumptaskService:
         self._monotonic = monotonic
         self._wake = wake
         self._observe = observe  # told of each stored change (before is None: just opened)
+        # Where a typed command's job goes before the ack: the store, or serve's inbox on
+        # SQLite (bot.inbox).
+        self._hand_off = hand_off
 
     @property
     def policy(self) -> Policy:
@@ -349,11 +374,16 @@ class DumptaskService:
         self, kind: AuditKind, request_id: str | None, actor: str | None, **detail: object
     ) -> None:
         """Append one event to the audit trail (and log it)."""
-        logger.info("audit: %s by %s", kind, actor or "nobody", extra={"request_id": request_id})
-        await self._store.append_audit(
-            AuditEvent(
-                request_id=request_id, kind=kind, actor=actor, at=self._clock(), detail=detail
-            )
+        event = self._event(kind, request_id, actor, **detail)
+        _log_audit(event)
+        await self._store.append_audit(event)
+
+    def _event(
+        self, kind: AuditKind, request_id: str | None, actor: str | None, **detail: object
+    ) -> AuditEvent:
+        """An audit event happening now, to be stored with the change it records."""
+        return AuditEvent(
+            request_id=request_id, kind=kind, actor=actor, at=self._clock(), detail=detail
         )
 
     # -- asking ---------------------------------------------------------------------------
@@ -376,13 +406,42 @@ class DumptaskService:
         requesters = self._policy.requesters
         return not requesters or user_id in await self._directory.expand(requesters)
 
-    async def open_request(self, command: TaskCommand, user_id: str, channel_id: str) -> Request:
+    async def queue_ask(self, command: Mapping[str, str]) -> str:
+        """Store a typed command as an ``ask`` job, to be answered after the ack; its request id.
+
+        This is all a slash command costs before Slack gets its ack: one insert. Everything
+        slow (DIS, the card) happens in the job, wherever the jobs run.
+        """
+        request_id = lifecycle.new_request_id()
+        job = ask_job(request_id, command, self._clock())
+        if self._hand_off is not None:
+            await self._hand_off(job)
+        else:
+            await self._store.enqueue(job, self._clock())
+        self._wake()
+        return request_id
+
+    async def open_request(
+        self,
+        command: TaskCommand,
+        user_id: str,
+        channel_id: str,
+        request_id: str | None = None,
+        *,
+        may_exist: bool = False,
+    ) -> Request:
         """Validate a start/stop command against policy and DIS, and store it as pending.
 
         When DIS cannot be asked for the tasks' states the request is still opened with the
-        tasks as typed, and the card says why their state is unknown.
+        tasks as typed, and the card says why their state is unknown. ``request_id`` names the
+        new request; with ``may_exist`` (an ``ask`` job run again after a crash) a request of
+        that id already stored is returned as it is.
         """
         bind(stream=command.stream, action=command.action.value)
+        if request_id is not None and may_exist:
+            stored = await self._store.get(request_id)
+            if stored is not None:
+                return stored
         await self.check_caller(user_id, channel_id, command.stream)
         action = command.action
         unknown_because = None
@@ -412,21 +471,13 @@ class DumptaskService:
             now=self._clock(),
             policy=self._policy,
             state_unknown_because=unknown_because,
+            request_id=request_id,
         )
         request = replace(
             request, run_at=run_at, pause_for=command.pause_for, retention_hours=retention_hours
         )
         bind(request_id=request.id)
-        try:
-            await self._store.create(
-                request, enqueue=self._reminder(request, request.created_at), now=self._clock()
-            )
-        except TaskInUseError as busy:
-            holder = await self._store.get(busy.request_id)
-            if holder is None:
-                raise StoreError(f"task {busy.task_id} is held by a missing request") from busy
-            raise ConflictingRequest(busy.task_id, holder) from busy
-        await self.audit(
+        requested = self._event(
             AuditKind.REQUESTED,
             request.id,
             user_id,
@@ -438,8 +489,20 @@ class DumptaskService:
             state_unknown_because=unknown_because,
             **_schedule_detail(run_at, command.pause_for),
         )
-        stored = await self._store.get(request.id)
-        assert stored is not None
+        try:
+            await self._store.create(
+                request,
+                enqueue=self._reminder(request, request.created_at),
+                now=self._clock(),
+                audit=[requested],
+            )
+        except TaskInUseError as busy:
+            holder = await self._store.get(busy.request_id)
+            if holder is None:
+                raise StoreError(f"task {busy.task_id} is held by a missing request") from busy
+            raise ConflictingRequest(busy.task_id, holder) from busy
+        _log_audit(requested)
+        stored = replace(request, version=1)
         self._observe(None, stored)
         return stored
 
@@ -540,9 +603,14 @@ class DumptaskService:
 
     async def attach_card(self, request: Request, card_ts: str) -> Request:
         """Remember where the card is, so later changes update it."""
-        updated = await self._change(request.id, lambda current: replace(current, card_ts=card_ts))
-        await self.audit(AuditKind.CARD_POSTED, request.id, "bot", ts=card_ts)
-        return updated
+        return await self._change(
+            request.id,
+            lambda current: replace(current, card_ts=card_ts),
+            current=request,
+            audit=lambda _before, _after: [
+                self._event(AuditKind.CARD_POSTED, request.id, "bot", ts=card_ts)
+            ],
+        )
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -590,23 +658,27 @@ class DumptaskService:
                 return lifecycle.disallow(current, breach, now)
             return lifecycle.approve(current, user_id, now, self._policy, approvers)
 
-        updated = await self._decide(request_id, user_id, rule)
+        def audit(current: Request, updated: Request) -> list[AuditEvent]:
+            if updated.state is RequestState.DISALLOWED:
+                because = str(updated.closed_because)
+                return [self._event(AuditKind.DISALLOWED, request_id, user_id, because=because)]
+            return [
+                self._event(
+                    AuditKind.APPROVED,
+                    request_id,
+                    user_id,
+                    approvals=len(updated.approvals),
+                    required=updated.approvals_required,
+                    quorum_reached=_quorum_reached(current, updated),
+                )
+            ]
+
+        updated = await self._decide(request_id, user_id, rule, current=request, audit=audit)
         if updated.state is RequestState.DISALLOWED and before[-1] is RequestState.PENDING:
-            await self.audit(
-                AuditKind.DISALLOWED, request_id, user_id, because=str(updated.closed_because)
-            )
             return ClickResult(updated, must_execute=False)
         won = before[-1] is RequestState.PENDING and updated.state in (
             RequestState.EXECUTING,
             RequestState.SCHEDULED,
-        )
-        await self.audit(
-            AuditKind.APPROVED,
-            request_id,
-            user_id,
-            approvals=len(updated.approvals),
-            required=updated.approvals_required,
-            quorum_reached=won,
         )
         return ClickResult(updated, must_execute=won and updated.state is RequestState.EXECUTING)
 
@@ -615,13 +687,15 @@ class DumptaskService:
         request = await self._load_for_click(click)
         approvers = await self.approvers_of(request)
         user_id = click.user_id
-        updated = await self._decide(
+        return await self._decide(
             click.request_id,
             user_id,
             lambda r: lifecycle.cancel(r, user_id, self._clock(), approvers),
+            current=request,
+            audit=lambda _before, _after: [
+                self._event(AuditKind.CANCELLED, click.request_id, user_id)
+            ],
         )
-        await self.audit(AuditKind.CANCELLED, click.request_id, user_id)
-        return updated
 
     async def may_deny(self, click: Click) -> Request:
         """Check, before asking for a reason, that this user could deny the request now."""
@@ -736,11 +810,17 @@ class DumptaskService:
         return request
 
     async def _decide(
-        self, request_id: str, user_id: str, rule: Callable[[Request], Request]
+        self,
+        request_id: str,
+        user_id: str,
+        rule: Callable[[Request], Request],
+        *,
+        current: Request | None = None,
+        audit: AuditFor | None = None,
     ) -> Request:
         """Apply a click's rule; a refused click is audited, and an overdue request expires."""
         try:
-            return await self._change(request_id, rule)
+            return await self._change(request_id, rule, current=current, audit=audit)
         except Refusal as refusal:
             await self.audit(AuditKind.REFUSED_CLICK, request_id, user_id, why=str(refusal))
             current = await self._store.get(request_id)
@@ -886,7 +966,8 @@ class DumptaskService:
                     )
                 else:
                     call = request.call or DisCall(reach=Reach.INTERRUPTED)
-            outcome = replace(await self._verify(request, call), interrupted=resumed)
+            outcome, verified = await self._verify(request, call)
+            outcome = replace(outcome, interrupted=resumed)
         finally:
             if card_update is not None:
                 card_update.cancel()
@@ -896,6 +977,8 @@ class DumptaskService:
             lambda current: lifecycle.finish(current, outcome),
             held=held,
             spawn=lambda finished: lifecycle.resume_request(finished, now),
+            current=request,
+            audit=lambda _before, _after: [verified],
         )
 
     async def _skip_call(self, request: Request, call: DisCall, held: HeldJob) -> Request:
@@ -952,7 +1035,7 @@ class DumptaskService:
         self, request: Request, held: HeldJob, task_ids: list[str]
     ) -> tuple[Request, DisCall]:
         """Record "sending", make the batch call once, record how it went."""
-        request = await self._change(request.id, lifecycle.mark_sending, held=held)
+        request = await self._change(request.id, lifecycle.mark_sending, held=held, current=request)
         try:
             result = await self._dis.act(request.stream, request.action, task_ids)
         except DisError as error:
@@ -966,7 +1049,7 @@ class DumptaskService:
             )
         else:
             call = DisCall(reach=Reach.SENT, dis_request_id=result.request_id)
-        await self.audit(
+        called = self._event(
             AuditKind.DIS_CALL,
             request.id,
             "bot",
@@ -980,7 +1063,11 @@ class DumptaskService:
             dis_request_id=call.dis_request_id,
         )
         request = await self._change(
-            request.id, lambda current: lifecycle.record_call(current, call), held=held
+            request.id,
+            lambda current: lifecycle.record_call(current, call),
+            held=held,
+            current=request,
+            audit=lambda _before, _after: [called],
         )
         return request, call
 
@@ -1079,11 +1166,12 @@ class DumptaskService:
             return {}
         return {task.task_id: task.state for task in tasks}
 
-    async def _verify(self, request: Request, call: DisCall) -> Outcome:
+    async def _verify(self, request: Request, call: DisCall) -> tuple[Outcome, AuditEvent]:
         """Read the tasks back until each reaches the wanted state, fails, or time runs out.
 
         A call DIS certainly refused changed nothing, so one read suffices; otherwise the tasks
-        are read until the verify timeout (wall-clock) has passed.
+        are read until the verify timeout (wall-clock) has passed. The audit event of what was
+        read is returned to be stored with the outcome.
         """
         target = request.action.target_state
         timeout = self._timing.verify_timeout
@@ -1108,14 +1196,14 @@ class DumptaskService:
             )
             for task in request.tasks
         )
-        await self.audit(
+        verified = self._event(
             AuditKind.VERIFICATION,
             request.id,
             "bot",
             target=target.value,
             states={task.task_id: str(task.final_state) for task in tasks},
         )
-        return Outcome(
+        outcome = Outcome(
             tasks=tasks,
             dis_request_id=call.dis_request_id,
             error_code=call.error_code,
@@ -1125,6 +1213,7 @@ class DumptaskService:
             reach=call.reach,
             waited_seconds=round(self._monotonic() - started, 1),
         )
+        return outcome, verified
 
     # -- the shared mechanism ---------------------------------------------------------------
 
@@ -1135,16 +1224,21 @@ class DumptaskService:
         *,
         held: HeldJob | None = None,
         spawn: Callable[[Request], Request | None] | None = None,
+        current: Request | None = None,
+        audit: AuditFor | None = None,
     ) -> Request:
         """Apply ``rule`` to the stored request with one conditional update, retrying races.
 
         The work a change implies is stored in the same transaction: an approval reaching the
         quorum creates the job that executes it, and reaching a final state creates the job that
-        shows it in Slack. With ``held``, the change is made only under that live lease.
+        shows it in Slack; so are the ``audit`` events recording it. With ``held``, the change
+        is made only under that live lease. ``current``, when the caller just read or wrote the
+        request, saves the first read: a stale copy only loses the race and is read again.
         """
         terms = held.terms if held is not None else LeaseTerms
         for _ in range(MAX_RACE_RETRIES):
-            current = await self._must_get(request_id)
+            if current is None:
+                current = await self._must_get(request_id)
             changed = rule(current)
             child = spawn(changed) if spawn is not None else None
             if child is not None:
@@ -1152,19 +1246,24 @@ class DumptaskService:
             jobs = self._implied_jobs(current, changed)
             if child is not None and child.run_at is not None:
                 jobs.append(run_job(child.id, child.run_at, child.round))
+            events = audit(current, changed) if audit is not None else ()
             stored = await self._store.update(
                 changed,
                 current.version,
                 enqueue=jobs,
                 now=self._clock(),
                 spawn=() if child is None else (child,),
+                audit=events,
                 **terms(),
             )
             if stored is not None:
+                for event in events:
+                    _log_audit(event)
                 if jobs:
                     self._wake()
                 self._observe(current, stored)
                 return stored
+            current = None
         raise StoreError(f"request {request_id} kept changing under us; giving up")
 
     @staticmethod

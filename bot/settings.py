@@ -184,6 +184,9 @@ class Settings(LogSettings):
     dumptask_allow_seconds: bool = False
     dumptask_lease_seconds: float = Field(default=15.0, ge=1, le=600)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
+    # serve: the jobs (DIS calls, cards, outcomes) in a worker process beside the one that acks
+    # Slack ("process"), or in the same one ("inline"). See bot.worker.
+    dumptask_worker: Literal["process", "inline"] = "process"
 
     database_url: str = "sqlite:///dumptask.db"
     host: str = "0.0.0.0"  # noqa: S104 - the bot listens on all interfaces behind a load balancer

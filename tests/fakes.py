@@ -374,7 +374,12 @@ class FakeStore:
         self._to_lose += count
 
     async def create(
-        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+        self,
+        request: Request,
+        *,
+        enqueue: Sequence[Job] = (),
+        now: datetime | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
         """Insert a new request, claiming its tasks; a task another open request holds is refused."""
         del now
@@ -388,6 +393,7 @@ class FakeStore:
         self.requests[request.id] = replace(request, version=1)
         for job in enqueue:
             self.jobs.setdefault(job.id, job)
+        self.audit.extend(audit)
 
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current version."""
@@ -405,10 +411,11 @@ class FakeStore:
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
         spawn: Sequence[Request] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
-        ``spawn``'s new requests are created with it. Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
+        ``spawn``'s new requests and the ``audit`` events are created with it. Under a ``lease`` that is no longer held it raises ``LeaseLostError``; ``enqueue``'s jobs
         are created only when the update wins.
         """
         await self._round_trip()
@@ -431,6 +438,7 @@ class FakeStore:
             self.jobs.setdefault(job.id, job)
         for child in spawn:
             self.requests[child.id] = replace(child, version=1)
+        self.audit.extend(audit)
         self.updates.append((stored, tuple(job.id for job in enqueue)))
         return stored
 

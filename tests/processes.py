@@ -155,6 +155,25 @@ class BotProcess:
         self.kill()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still alive (``serve``'s worker), from /proc."""
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 class StoreReader:
     """The test's own view of the bot's database, through the real store code."""
 

@@ -8,8 +8,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "dumptask-bot needs Python 3.11 or newer" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-.venv/bin/ruff check bot tests
-.venv/bin/ruff format --check bot tests
+.venv/bin/ruff check bot tests bench
+.venv/bin/ruff format --check bot tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 exec .venv/bin/pytest "$@"

@@ -10,9 +10,11 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bot import metrics as metrics_module
 from bot.lifecycle import Outcome, RequestState
-from bot.metrics import Metrics, package_version
+from bot.metrics import Metrics, StoreReading, merge_exposition, package_version
 from bot.store.protocol import Backlog
 from tests.conftest import INCIDENT, RANDOM, REQUESTER, STREAM
 from tests.fakes import make_request
@@ -151,3 +153,52 @@ def test_decisions_and_taken_over_executions_are_labelled():
     unknown = 'dumptask_executions_total{action="start",interrupted="true",outcome="unknown"} 1.0'
     assert unknown in text
     assert 'dumptask_execution_latency_seconds_sum{action="start"} 7.0' in text
+
+
+def _parsed(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def test_the_worker_processs_counters_and_histograms_join_ours_but_not_its_gauges():
+    """``serve``'s /metrics adds up both processes' counts; store and build gauges stay once."""
+    web, worker = Metrics(build_version="test"), Metrics(build_version="test")
+    web.command("start", "parsed")
+    worker.command("start", "parsed")
+    worker.command("stop", "refused")  # a series only the worker has
+    web.dis_call("list_tasks", "ok", 0.02)
+    worker.dis_call("list_tasks", "ok", 0.3)
+    worker.dis_call("start_tasks", "throttled", 7.0)
+    web._store.reading = StoreReading(Backlog(open_requests=3), datetime.now(UTC))
+
+    merged = _parsed(merge_exposition(web.exposition(), worker.exposition()))
+
+    assert merged[_key("dumptask_commands_total", kind="start", result="parsed")] == 2
+    assert merged[_key("dumptask_commands_total", kind="stop", result="refused")] == 1
+    ok = {"operation": "list_tasks", "result": "ok"}
+    assert merged[_key("dumptask_dis_calls_total", **ok)] == 2
+    assert merged[_key("dumptask_dis_call_duration_seconds_count", operation="list_tasks")] == 2
+    assert (
+        merged[_key("dumptask_dis_call_duration_seconds_bucket", operation="list_tasks", le="0.05")]
+        == 1
+    )
+    assert (
+        merged[_key("dumptask_dis_call_duration_seconds_bucket", operation="start_tasks", le="5.0")]
+        == 0
+    )
+    assert (
+        merged[
+            _key("dumptask_dis_call_duration_seconds_bucket", operation="start_tasks", le="10.0")
+        ]
+        == 1
+    )
+    # Read from the store by the process answering the scrape: once, not twice.
+    assert merged[_key("dumptask_requests_open")] == 3
+    assert merged[_key("dumptask_build_info", version="test")] == 1
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset(labels.items())

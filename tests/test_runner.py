@@ -209,3 +209,28 @@ async def test_jobs_of_kinds_this_code_does_not_know_are_left_alone():
         kinds=(JobKind.DELIVER,),
     )
     assert [job.id for job in claimed] == ["deliver:dt-b"]
+
+
+async def test_a_freed_slot_takes_the_next_due_job_without_waiting_for_a_poll():
+    """With more due jobs than slots, each finished job lets the next one start at once."""
+    store, clock, done = FakeStore(), FakeClock(), []
+    for name in ("dt-a", "dt-b", "dt-c"):
+        await store.enqueue(execute_job(name, START), START)
+
+    async def handle(held: HeldJob) -> None:
+        done.append(held.job.id)
+
+    # One slot, and a poll an hour away: only finishing a job can start the next.
+    jobs = JobRunner(
+        store,
+        handle,
+        owner="me",
+        clock=clock,
+        lease_clock=clock,
+        poll_seconds=3600,
+        concurrency=1,
+    )
+    jobs.start()
+    await wait_until(lambda: len(done) == 3)
+    await jobs.drain(1)
+    assert sorted(done) == ["execute:dt-a", "execute:dt-b", "execute:dt-c"]

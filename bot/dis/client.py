@@ -56,7 +56,8 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
         auth=AkSkAuth(credentials),
         headers={"Content-Type": "application/json", "X-Project-Id": settings.dis_project_id},
         timeout=httpx.Timeout(settings.dis_timeout_seconds),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        # As many as the job runner runs at once (bot.app), each kept open for the next call.
+        limits=httpx.Limits(max_connections=128, max_keepalive_connections=128),
     )
 
 

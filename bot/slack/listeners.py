@@ -1,19 +1,22 @@
 """What Slack can trigger: the ``/dumptask`` command and the card's two buttons.
 
 Each listener is a short adapter: acknowledge at once (Slack gives 3 seconds), translate the
-payload into a service call, render the result. Work that waits on DIS or the Web API happens
-after the ack. User mistakes (``CommandError``) and everything unexpected reach the one error
-handler, which answers the user ephemerally.
+payload into a service call, render the result. A typed ``start``, ``stop`` or ``list`` is only
+stored before its ack (an ``ask`` job); ``run_ask`` answers it from the job runner, which ``serve``
+runs in its worker process. Other work that waits on the store or the Web API happens after the
+ack. User mistakes (``CommandError``) and everything unexpected reach the one error handler,
+which answers the user ephemerally.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.respond.async_respond import AsyncRespond as ResponseUrl
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,6 +29,7 @@ from bot.commands import (
     usage_text,
 )
 from bot.errors import CommandError, DisError, Refusal, StoreError
+from bot.jobs import HeldJob
 from bot.logs import bind
 from bot.service import Click, DumptaskService
 from bot.slack.blocks import (
@@ -68,6 +72,14 @@ STORE_DOWN = (
     "I could not reach my database just now, so I cannot tell whether this was recorded. "
     "Check the card (or `/dumptask status`) in a minute, and try again if nothing changed."
 )
+# Slack shows "operation_timeout" to the user after 3 seconds without an ack.
+QUEUE_DEADLINE_S = 2.0
+NOT_QUEUED = (
+    "I could not reach my database just now (it is down or too busy), so this command may not "
+    "be recorded. If no approval card or answer appears here within a minute, send it again."
+)
+# What a stored command keeps of Slack's form: enough to answer it, and to tell its author.
+COMMAND_FIELDS = ("user_id", "channel_id", "text", "response_url")
 NOT_IN_CHANNEL_HELP = (
     "I could not post the approval card: I am not a member of this channel. "
     "Invite me with `/invite @dumptask`, then send the command again."
@@ -95,6 +107,14 @@ async def tell_user(
     await client.chat_postEphemeral(channel=channel, user=user, text=text)
 
 
+def _stored_command(text: str) -> TaskCommand | ListCommand:
+    """A stored command's text, parsed again (it parsed as start, stop or list when stored)."""
+    parsed = parse_command(text)
+    if not isinstance(parsed, TaskCommand | ListCommand):
+        raise CommandError(f"not a command the bot stores: {text}")
+    return parsed
+
+
 class Listeners:
     """The bot's listeners, bound to the service and notifier they drive."""
 
@@ -102,10 +122,12 @@ class Listeners:
         self,
         service: DumptaskService,
         notifier: SlackNotifier,
+        client: AsyncWebClient,
         count_command: Callable[[str, str], None] = lambda _kind, _result: None,
     ) -> None:
         self._service = service
         self._notifier = notifier
+        self._client = client  # answers commands whose work runs in a job, after the ack
         self._count_command = count_command  # (kind, result): see bot.slack.command_results
         self._in_flight: set[asyncio.Task[Any]] = set()
 
@@ -163,15 +185,68 @@ class Listeners:
             )
             self._count_command(command_kind(parsed), command_result(None))
             return
+        if isinstance(parsed, TaskCommand | ListCommand):
+            # Both ask DIS: stored, and answered by the job runner (in the worker process).
+            await self._queue_ask(ack, command, parsed)
+            return
         await ack()
-        if isinstance(parsed, TaskCommand):
-            work = self._ask(parsed, command)
-        elif isinstance(parsed, ListCommand):
-            work = self._list(parsed, command, respond)
-        else:
-            work = self._status(parsed, command, respond)
-        failure = await self._after_ack(command, client, respond, work)
+        failure = await self._after_ack(
+            command, client, respond, self._status(parsed, command, respond)
+        )
         self._count_command(command_kind(parsed), command_result(failure))
+
+    async def _queue_ask(
+        self, ack: AsyncAck, command: dict[str, Any], parsed: TaskCommand | ListCommand
+    ) -> None:
+        """Store the command as a job, then ack: Slack's "received" is then a durable promise.
+
+        The ack waits only for one insert; DIS and the card come from the job
+        (``run_ask``). When even that insert fails in time, the user is told to look for the
+        card and send again, since the insert may still land.
+        """
+        fields = {name: str(command.get(name) or "") for name in COMMAND_FIELDS}
+        failure: StoreError | TimeoutError | None = None
+        try:
+            await asyncio.wait_for(self._service.queue_ask(fields), QUEUE_DEADLINE_S)
+        except (StoreError, TimeoutError) as error:
+            failure = error
+        if failure is None:
+            await ack()
+            return
+        logger.error(
+            "could not queue a command: %s", str(failure) or "the database did not answer in time"
+        )
+        await ack(response_type="ephemeral", text=NOT_QUEUED)
+        self._count_command(command_kind(parsed), command_result(failure))
+
+    async def run_ask(self, held: HeldJob) -> None:
+        """The ``ask`` job: a stored command becomes a request and its card, or an answer.
+
+        Whatever goes wrong is told to the command's author, as the listener would have, and
+        the job ends: a command is answered once, never retried behind the user's back. A run
+        after a crash finds the request an earlier attempt stored, and posts its card if that
+        attempt did not get to.
+        """
+        stored = held.job.payload.get("command")
+        assert isinstance(stored, Mapping)
+        fields = {str(name): str(value) for name, value in stored.items()}
+        bind(user=fields["user_id"], channel=fields["channel_id"])
+        respond = ResponseUrl(response_url=fields["response_url"])
+        failure: Exception | None = None
+        kind = INVALID
+        try:
+            parsed = _stored_command(fields["text"])
+            kind = command_kind(parsed)
+            if isinstance(parsed, ListCommand):
+                await self._list(parsed, fields, respond)
+            else:
+                await self._ask(
+                    parsed, fields, request_id=held.job.request_id, may_exist=held.job.taken_over
+                )
+        except Exception as error:  # every failure is the user's answer, never a retry
+            failure = error
+            await self.on_error(error, fields, self._client, respond)
+        self._count_command(kind, command_result(failure))
 
     async def _list(
         self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
@@ -329,10 +404,23 @@ class Listeners:
         else:
             await self._notifier.request_changed(result)
 
-    async def _ask(self, command: TaskCommand, payload: dict[str, Any]) -> None:
+    async def _ask(
+        self,
+        command: TaskCommand,
+        payload: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        may_exist: bool = False,
+    ) -> None:
         request = await self._service.open_request(
-            command, payload["user_id"], payload["channel_id"]
+            command,
+            payload["user_id"],
+            payload["channel_id"],
+            request_id,
+            may_exist=may_exist,
         )
+        if request.card_ts is not None:
+            return  # an earlier attempt posted it
         try:
             ts = await self._notifier.post_card(request)
         except SlackApiError as error:

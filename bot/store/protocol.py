@@ -28,9 +28,17 @@ class Store(Protocol):
     """Where requests, their audit trail and jobs live; every method raises ``StoreError``."""
 
     async def create(
-        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+        self,
+        request: Request,
+        *,
+        enqueue: Sequence[Job] = (),
+        now: datetime | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
-        """Insert a new request, claiming its tasks (``TaskInUseError`` if another holds one)."""
+        """Insert a new request, claiming its tasks (``TaskInUseError`` if another holds one).
+
+        ``enqueue``'s jobs and the ``audit`` events are written in the same transaction.
+        """
 
     async def get(self, request_id: str) -> Request | None:
         """The stored request with its current ``version``, or ``None`` if there is none."""
@@ -46,12 +54,13 @@ class Store(Protocol):
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
         spawn: Sequence[Request] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
         With a ``lease`` the change is made only while that lease is live (``LeaseLostError``
-        otherwise); ``enqueue``'s jobs and ``spawn``'s new requests are created in the same
-        transaction.
+        otherwise); ``enqueue``'s jobs, ``spawn``'s new requests and the ``audit`` events are
+        written in the same transaction, and only when the update wins.
         """
 
     async def append_audit(self, event: AuditEvent) -> None:

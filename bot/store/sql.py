@@ -284,9 +284,14 @@ class SqlStore:
 
     @bounded
     async def create(
-        self, request: Request, *, enqueue: Sequence[Job] = (), now: datetime | None = None
+        self,
+        request: Request,
+        *,
+        enqueue: Sequence[Job] = (),
+        now: datetime | None = None,
+        audit: Sequence[AuditEvent] = (),
     ) -> None:
-        """Insert a new request at version 1, claiming its tasks, with the jobs it implies.
+        """Insert a new request at version 1, claiming its tasks, with its jobs and audit events.
 
         A request with the same id is an error; a task another open request holds raises
         ``TaskInUseError`` naming that request (nothing is stored then).
@@ -301,6 +306,8 @@ class SqlStore:
                 await self._insert_request(connection, request)
                 for job in enqueue:
                     await self._insert_job(connection, job, now or job.due_at)
+                for event in audit:
+                    await self._insert_audit(connection, event)
         except StoreError as error:
             if not isinstance(error.__cause__, IntegrityError):
                 raise
@@ -363,6 +370,7 @@ class SqlStore:
         enqueue: Sequence[Job] = (),
         now: datetime | None = None,
         spawn: Sequence[Request] = (),
+        audit: Sequence[AuditEvent] = (),
     ) -> Request | None:
         """Store ``request`` if the row is still at ``expected_version``; ``None`` if not.
 
@@ -373,7 +381,8 @@ class SqlStore:
         ``enqueue`` are created in the same transaction (an existing job id is left alone), so
         a change and the work it implies are stored together or not at all. ``spawn`` holds new
         requests born of the change (the resume that ends a timed pause), created with it and
-        claiming their tasks as the first releases them.
+        claiming their tasks as the first releases them. The ``audit`` events are appended in
+        the same transaction too, after the change, so the outbox shows the changed request.
         """
         statement = (
             update(requests_table)
@@ -399,6 +408,8 @@ class SqlStore:
                     )
                 for child in spawn:
                     await self._insert_request(connection, child)
+                for event in audit:
+                    await self._insert_audit(connection, event)
         return replace(request, version=expected_version + 1) if changed == 1 else None
 
     async def _requests(self, doing: str, query: Select[Any]) -> list[Request]:
@@ -446,34 +457,38 @@ class SqlStore:
         With sinks configured, the same transaction queues the event in the outbox for each
         sink that wants it, so it is delivered exactly when it is recorded.
         """
-        sinks = route(event, self._sinks)
         async with self._connection(f"audit {event.kind}", write=True) as connection:
-            inserted = await connection.execute(insert(audit_table).values(**event_columns(event)))
-            if not sinks:
-                return
-            key = inserted.inserted_primary_key
-            assert key is not None
-            audit_id = int(key[0])
-            request = None
-            if event.request_id is not None:
-                query = select(requests_table).where(requests_table.c.id == event.request_id)
-                row = (await connection.execute(query)).first()
-                request = None if row is None else request_from_row(row)
-            body = event_body(audit_id, event, request)
-            await connection.execute(
-                insert(outbox_table),
-                [
-                    {
-                        "sink": sink,
-                        "audit_id": audit_id,
-                        "request_id": event.request_id,
-                        "created_at": event.at,
-                        "body": body,
-                        "attempts": 0,
-                    }
-                    for sink in sinks
-                ],
-            )
+            await self._insert_audit(connection, event)
+
+    async def _insert_audit(self, connection: AsyncConnection, event: AuditEvent) -> None:
+        """Insert one audit event, and queue it in the outbox for each sink that wants it."""
+        inserted = await connection.execute(insert(audit_table).values(**event_columns(event)))
+        sinks = route(event, self._sinks)
+        if not sinks:
+            return
+        key = inserted.inserted_primary_key
+        assert key is not None
+        audit_id = int(key[0])
+        request = None
+        if event.request_id is not None:
+            query = select(requests_table).where(requests_table.c.id == event.request_id)
+            row = (await connection.execute(query)).first()
+            request = None if row is None else request_from_row(row)
+        body = event_body(audit_id, event, request)
+        await connection.execute(
+            insert(outbox_table),
+            [
+                {
+                    "sink": sink,
+                    "audit_id": audit_id,
+                    "request_id": event.request_id,
+                    "created_at": event.at,
+                    "body": body,
+                    "attempts": 0,
+                }
+                for sink in sinks
+            ],
+        )
 
     @bounded
     async def audit_trail(self, request_id: str) -> list[AuditEvent]:

@@ -1,0 +1,103 @@
+"""A typed command is stored before Slack gets its ack, and answered by a job after it.
+
+The ack waits for one insert, so what Slack was told we received survives a crash; the job
+(``ask``) asks DIS, opens the request and posts the card, and a rerun after a crash finishes
+what the first attempt started instead of opening a second request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bot.commands import TaskCommand, parse_command
+from bot.jobs import HeldJob, JobKind, JobState, Lease, ask_job
+from bot.slack.listeners import NOT_QUEUED
+from tests.conftest import ARCHIVE_ID, INCIDENT, REQUESTER, STREAM
+from tests.flow_helpers import cards, request_id_of, wait_for_stored_card
+
+
+def test_a_command_is_a_stored_job_that_ends_done_with_its_card(start_bot, slack):
+    """The card comes from the ``ask`` job the listener stored; the job is then done."""
+    bot = start_bot()
+    ack = slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
+    assert ack.status_code == 200
+    assert not ack.content  # an empty ack: the card follows
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    request_id = request_id_of(card)
+    assert bot.bot is not None
+    store = bot.bot.store
+
+    def ask_done() -> bool:
+        jobs = bot.run(store.jobs_of(request_id))
+        return [(j.kind, j.state) for j in jobs if j.kind is JobKind.ASK] == [
+            (JobKind.ASK, JobState.DONE)
+        ]
+
+    deadline = time.monotonic() + 10
+    while not ask_done():
+        assert time.monotonic() < deadline, "the ask job never ended"
+        time.sleep(0.02)
+
+
+def test_a_rerun_after_a_crash_posts_the_missing_card_and_opens_nothing_new(start_bot, slack):
+    """An attempt that stored the request and died before the card: the rerun posts it once."""
+    bot = start_bot()
+    assert bot.bot is not None
+    listeners, store = bot.bot.listeners, bot.bot.store
+    fields = {
+        "user_id": REQUESTER,
+        "channel_id": INCIDENT,
+        "text": f"start {STREAM} {ARCHIVE_ID}",
+        "response_url": "",
+    }
+    job = replace(ask_job("dt-rerun01", fields, datetime.now(UTC)), attempts=1)
+    held = HeldJob(job, Lease(job.id, "first"), 15, lambda: datetime.now(UTC))
+    # The first attempt got as far as storing the request (its card never went out).
+    command = parse_command(fields["text"])
+    assert isinstance(command, TaskCommand)
+    bot.run(bot.bot.service.open_request(command, REQUESTER, INCIDENT, "dt-rerun01"))
+    rerun = replace(held, job=replace(job, attempts=2))
+
+    bot.run(listeners.run_ask(rerun))
+    bot.run(listeners.run_ask(rerun))  # and once more: the card is there now
+
+    posted = cards(slack, INCIDENT)
+    assert [request_id_of(card) for card in posted] == ["dt-rerun01"]
+    stored = bot.run(store.get("dt-rerun01"))
+    assert stored is not None
+    assert stored.card_ts == posted[0].ts
+    assert [r.id for r in bot.run(store.recent_for(REQUESTER))] == ["dt-rerun01"]
+
+
+def test_a_database_too_busy_to_store_the_command_gets_an_honest_answer_in_time(
+    start_bot, slack, tmp_path
+):
+    """While another process holds the database, the ack says so before Slack gives up."""
+    start_bot()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_database() -> None:
+        connection = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(20)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_database)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        ack = slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
+        answered = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    assert ack.status_code == 200
+    assert ack.json()["text"] == NOT_QUEUED
+    assert answered < 3.0
