@@ -249,6 +249,9 @@ async def create_bot(
         if held.job.kind is JobKind.ASK:
             await listeners.run_ask(held)
             return None
+        if held.job.kind is JobKind.CLICK:
+            await listeners.run_click(held)
+            return None
         await service.run_job(held)
         return None
 

@@ -87,7 +87,10 @@ class Inbox:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")  # on disk before the ack
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, job TEXT NOT NULL)"
+                # AUTOINCREMENT: an id is never used again, even once pruning empties the table;
+                # the reader finds new entries by id.
+                "CREATE TABLE IF NOT EXISTS inbox"
+                " (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL)"
             )
             self._connection = connection
         return self._connection
@@ -182,6 +185,8 @@ class InboxReader:
                 await self.read_once()
             except StoreError as error:
                 logger.warning("could not move commands from the inbox: %s", error)
+            except Exception:
+                logger.exception("reading the inbox failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
             self._wakeup.clear()

@@ -29,6 +29,7 @@ class JobKind(enum.StrEnum):
     """What a job does."""
 
     ASK = "ask"  # answer a typed start, stop or list: ask DIS, open the request, post the card
+    CLICK = "click"  # record a press of Approve, Cancel or Resume now, and show what it changed
     EXECUTE = "execute"  # make an approved request's batch call, read back, record the outcome
     DELIVER = "deliver"  # show a decided request in Slack: card, thread reply, fallbacks
     NOTIFY = "notify"  # send each eligible approver a direct message with the card
@@ -175,6 +176,17 @@ def ask_job(request_id: str, command: Mapping[str, str], due_at: datetime) -> Jo
         due_at,
         request_id=request_id,
         payload={"command": dict(command)},
+    )
+
+
+def click_job(click: Mapping[str, str], due_at: datetime) -> Job:
+    """The job that records a button press, stored before the press is acked (like ``ask``)."""
+    return Job(
+        f"click:{secrets.token_hex(8)}",
+        JobKind.CLICK,
+        due_at,
+        request_id=click.get("request_id") or None,
+        payload={"click": dict(click)},
     )
 
 

@@ -32,6 +32,7 @@ from bot.jobs import (
     JobKind,
     LeaseTerms,
     ask_job,
+    click_job,
     deliver_job,
     execute_job,
     notify_job,
@@ -413,13 +414,19 @@ class DumptaskService:
         slow (DIS, the card) happens in the job, wherever the jobs run.
         """
         request_id = lifecycle.new_request_id()
-        job = ask_job(request_id, command, self._clock())
+        await self._hand_over(ask_job(request_id, command, self._clock()))
+        return request_id
+
+    async def queue_click(self, click: Mapping[str, str]) -> None:
+        """Store a button press as a ``click`` job, recorded after the ack like a command."""
+        await self._hand_over(click_job(click, self._clock()))
+
+    async def _hand_over(self, job: Job) -> None:
         if self._hand_off is not None:
             await self._hand_off(job)
         else:
             await self._store.enqueue(job, self._clock())
         self._wake()
-        return request_id
 
     async def open_request(
         self,

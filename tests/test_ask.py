@@ -1,4 +1,4 @@
-"""A typed command is stored before Slack gets its ack, and answered by a job after it.
+"""A typed command or a button press is stored before Slack gets its ack, and done by a job.
 
 The ack waits for one insert, so what Slack was told we received survives a crash; the job
 (``ask``) asks DIS, opens the request and posts the card, and a rerun after a crash finishes
@@ -15,9 +15,15 @@ from datetime import UTC, datetime
 
 from bot.commands import TaskCommand, parse_command
 from bot.jobs import HeldJob, JobKind, JobState, Lease, ask_job
-from bot.slack.listeners import NOT_QUEUED
-from tests.conftest import ARCHIVE_ID, INCIDENT, REQUESTER, STREAM
-from tests.flow_helpers import cards, request_id_of, wait_for_stored_card
+from bot.slack.listeners import NOT_QUEUED, STORE_DOWN
+from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM
+from tests.flow_helpers import (
+    APPROVE,
+    cards,
+    request_id_of,
+    wait_for_ephemeral,
+    wait_for_stored_card,
+)
 
 
 def test_a_command_is_a_stored_job_that_ends_done_with_its_card(start_bot, slack):
@@ -101,3 +107,55 @@ def test_a_database_too_busy_to_store_the_command_gets_an_honest_answer_in_time(
     assert ack.status_code == 200
     assert ack.json()["text"] == NOT_QUEUED
     assert answered < 3.0
+
+
+def test_a_click_is_a_stored_job_too(start_bot, slack):
+    """Approve is stored as a ``click`` job before its ack, and that job records it."""
+    bot = start_bot()
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    request_id = request_id_of(card)
+    ack = slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+    assert ack.status_code == 200
+    assert bot.bot is not None
+    store = bot.bot.store
+
+    def click_done() -> bool:
+        jobs = bot.run(store.jobs_of(request_id))
+        return [j.state for j in jobs if j.kind is JobKind.CLICK] == [JobState.DONE]
+
+    deadline = time.monotonic() + 10
+    while not click_done():
+        assert time.monotonic() < deadline, "the click job never ended"
+        time.sleep(0.02)
+    stored = bot.run(store.get(request_id))
+    assert stored is not None
+    assert [approval.user_id for approval in stored.approvals] == [APPROVER1]
+
+
+def test_a_click_the_database_cannot_store_is_answered_honestly(start_bot, slack, tmp_path):
+    """While the database is held, the clicker hears it may not be recorded (never silence)."""
+    bot = start_bot()
+    assert bot.bot is not None
+    slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
+    card = wait_for_stored_card(bot, slack, INCIDENT)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_database() -> None:
+        connection = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(20)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_database)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
+        [answer] = wait_for_ephemeral(slack, INCIDENT, APPROVER1)
+    finally:
+        release.set()
+        holder.join()
+    assert answer == STORE_DOWN

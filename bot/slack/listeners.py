@@ -277,17 +277,13 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         """Record the approval; the click that completes the quorum executes the request."""
-        self._bind_click(body)
-        await ack()
-        await self._after_ack(body, client, respond, self._approve(body))
+        await self._queue_click(ack, body, client, respond)
 
     async def on_cancel(
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         """Cancel an open request; the card then says who cancelled it."""
-        self._bind_click(body)
-        await ack()
-        await self._after_ack(body, client, respond, self._cancel(body))
+        await self._queue_click(ack, body, client, respond)
 
     async def _open_start(
         self, command: dict[str, Any], client: AsyncWebClient, usage: str
@@ -392,12 +388,61 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         """Resume paused tasks: a timed pause's resume runs now; otherwise ask to start them."""
-        self._bind_click(body)
-        await ack()
-        await self._after_ack(body, client, respond, self._resume(body))
+        await self._queue_click(ack, body, client, respond)
 
-    async def _resume(self, body: dict[str, Any]) -> None:
+    async def _queue_click(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        """Store the press as a job, then ack; ``run_click`` records it (in the worker)."""
+        self._bind_click(body)
         click = self._click(body)
+        fields = {
+            "action": str(body["actions"][0].get("action_id") or ""),
+            "request_id": click.request_id,
+            "user_id": click.user_id,
+            "channel_id": click.channel_id,
+            "message_ts": click.message_ts or "",
+            "response_url": str(body.get("response_url") or ""),
+        }
+        failure: StoreError | TimeoutError | None = None
+        try:
+            await asyncio.wait_for(self._service.queue_click(fields), QUEUE_DEADLINE_S)
+        except (StoreError, TimeoutError) as error:
+            failure = error
+        await ack()  # Slack shows nothing of a click's ack: a failure is told after it
+        if failure is not None:
+            logger.error("could not queue a click: %s", str(failure) or "the database was slow")
+            await self.on_error(StoreError(str(failure)), body, client, respond)
+
+    async def run_click(self, held: HeldJob) -> None:
+        """The ``click`` job: record the press and show what changed, or tell the clicker why not.
+
+        Like ``run_ask``, a failure is the clicker's answer, never a retry: the service's
+        conditional updates make a press count once, however it races others.
+        """
+        stored = held.job.payload.get("click")
+        assert isinstance(stored, Mapping)
+        fields = {str(name): str(value) for name, value in stored.items()}
+        bind(user=fields["user_id"], channel=fields["channel_id"], request_id=fields["request_id"])
+        url = fields.get("response_url")
+        respond = ResponseUrl(response_url=url) if url else None
+        click = Click(
+            fields["request_id"],
+            fields["user_id"],
+            fields["channel_id"],
+            fields.get("message_ts") or None,
+        )
+        clicks = {
+            APPROVE_ACTION_ID: self._approve,
+            CANCEL_ACTION_ID: self._cancel,
+            RESUME_ACTION_ID: self._resume,
+        }
+        try:
+            await clicks[fields["action"]](click)
+        except Exception as error:  # every failure is the clicker's answer, never a retry
+            await self.on_error(error, fields, self._client, respond)
+
+    async def _resume(self, click: Click) -> None:
         result = await self._service.resume(click)
         if isinstance(result, TaskCommand):
             await self._ask(result, {"user_id": click.user_id, "channel_id": click.channel_id})
@@ -429,15 +474,15 @@ class Listeners:
             raise
         await self._service.attach_card(request, ts)
 
-    async def _approve(self, body: dict[str, Any]) -> None:
-        result = await self._service.approve(self._click(body))
+    async def _approve(self, click: Click) -> None:
+        result = await self._service.approve(click)
         if not result.request.state.is_final and not result.must_execute:
             # More approvals are needed: show the progress. A decided request is shown by the
             # job its decision created, which also survives a crash right after this click.
             await self._notifier.request_changed(result.request)
 
-    async def _cancel(self, body: dict[str, Any]) -> None:
-        await self._service.cancel(self._click(body))
+    async def _cancel(self, click: Click) -> None:
+        await self._service.cancel(click)
 
     async def _after_ack(
         self,
