@@ -3,8 +3,8 @@
 Slack gives a listener three seconds to ack, and the ack waits for the event loop. When the loop
 also posts cards, calls DIS and reads tasks back, every ack queues behind that work, and in an
 incident storm acks come late or never. So ``serve`` keeps its loop for Slack's requests: a
-typed command is stored as an ``ask`` job, a click records its decision (which stores the
-execute job), and both ack at once. A child process, ``dumptask-bot work``, runs the jobs.
+typed command is stored as an ``ask`` job and a button press as a ``click`` job, and both ack
+at once. A child process, ``dumptask-bot work``, runs the jobs.
 
 The hand-off is the store, not the link between the two: a job is in the database before Slack
 gets its ack, so a crash of either process loses nothing (the jobs' leases bring a restarted or
