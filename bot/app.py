@@ -257,13 +257,14 @@ async def create_bot(
 
     path = inbox_path(settings.database_url)
     inbox = Inbox(path) if path is not None and worker is not None else None
+    poll = poll_seconds or min(1.0, lease / 5)  # how often the store is asked for due work
     runner = JobRunner(
         store,
         run_job,
         clock=clock,
         lease_seconds=lease,
         renew_seconds=lease / 3,
-        poll_seconds=poll_seconds or min(1.0, lease / 5),
+        poll_seconds=poll,
         concurrency=JOB_CONCURRENCY,
     )
     service = DumptaskService(
@@ -286,7 +287,7 @@ async def create_bot(
             store,
             wake_runner=runner.wake,
             clock=clock,
-            poll_seconds=poll_seconds or min(1.0, lease / 5),
+            poll_seconds=poll,
         )
     listeners.register(app)
     interval = sweep_interval or min(30.0, settings.dumptask_approval_ttl_seconds / 10)

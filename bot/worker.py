@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ METRICS_TIMEOUT_S = 2.0
 # How long a stopped worker may take beyond the grace period before it is killed.
 STOP_MARGIN_S = 5.0
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+HEALTHY_RUN_S = 60.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -55,7 +57,6 @@ class WorkerLink:
         self._asking = asyncio.Lock()
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
-        self.restarts = 0
 
     @property
     def pid(self) -> int | None:
@@ -87,6 +88,7 @@ class WorkerLink:
     async def _supervise(self) -> None:
         failures = 0
         while not self._stopping:
+            started = time.monotonic()
             try:
                 self._process = await self._spawn()
             except OSError:
@@ -97,9 +99,10 @@ class WorkerLink:
             self._close_link()
             if self._stopping:
                 return
+            if time.monotonic() - started > HEALTHY_RUN_S:
+                failures = 0  # a crash after a long run is not part of a crash loop
             delay = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
             failures += 1
-            self.restarts += 1
             logger.error(
                 "the worker process exited (status %s); starting another in %.1f s; "
                 "stored work waits for it meanwhile",

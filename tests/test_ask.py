@@ -7,11 +7,14 @@ what the first attempt started instead of opening a second request.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.commands import TaskCommand, parse_command
 from bot.jobs import HeldJob, JobKind, JobState, Lease, ask_job
@@ -20,10 +23,34 @@ from tests.conftest import APPROVER1, ARCHIVE_ID, INCIDENT, REQUESTER, STREAM
 from tests.flow_helpers import (
     APPROVE,
     cards,
+    eventually,
     request_id_of,
     wait_for_ephemeral,
     wait_for_stored_card,
 )
+
+
+@contextlib.contextmanager
+def database_held(path: Path) -> Iterator[None]:
+    """Another process's exclusive transaction on the bot's SQLite file, for the block's length."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(20)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
 
 
 def test_a_command_is_a_stored_job_that_ends_done_with_its_card(start_bot, slack):
@@ -43,10 +70,7 @@ def test_a_command_is_a_stored_job_that_ends_done_with_its_card(start_bot, slack
             (JobKind.ASK, JobState.DONE)
         ]
 
-    deadline = time.monotonic() + 10
-    while not ask_done():
-        assert time.monotonic() < deadline, "the ask job never ended"
-        time.sleep(0.02)
+    eventually(ask_done, what="the ask job to end")
 
 
 def test_a_rerun_after_a_crash_posts_the_missing_card_and_opens_nothing_new(start_bot, slack):
@@ -84,26 +108,10 @@ def test_a_database_too_busy_to_store_the_command_gets_an_honest_answer_in_time(
 ):
     """While another process holds the database, the ack says so before Slack gives up."""
     start_bot()
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_database() -> None:
-        connection = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
-        connection.execute("BEGIN EXCLUSIVE")
-        locked.set()
-        release.wait(20)
-        connection.execute("ROLLBACK")
-        connection.close()
-
-    holder = threading.Thread(target=hold_the_database)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with database_held(tmp_path / "bot.db"):
         started = time.monotonic()
         ack = slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
         answered = time.monotonic() - started
-    finally:
-        release.set()
-        holder.join()
     assert ack.status_code == 200
     assert ack.json()["text"] == NOT_QUEUED
     assert answered < 3.0
@@ -124,10 +132,7 @@ def test_a_click_is_a_stored_job_too(start_bot, slack):
         jobs = bot.run(store.jobs_of(request_id))
         return [j.state for j in jobs if j.kind is JobKind.CLICK] == [JobState.DONE]
 
-    deadline = time.monotonic() + 10
-    while not click_done():
-        assert time.monotonic() < deadline, "the click job never ended"
-        time.sleep(0.02)
+    eventually(click_done, what="the click job to end")
     stored = bot.run(store.get(request_id))
     assert stored is not None
     assert [approval.user_id for approval in stored.approvals] == [APPROVER1]
@@ -139,23 +144,7 @@ def test_a_click_the_database_cannot_store_is_answered_honestly(start_bot, slack
     assert bot.bot is not None
     slack.send_command(REQUESTER, INCIDENT, f"start {STREAM} {ARCHIVE_ID}")
     card = wait_for_stored_card(bot, slack, INCIDENT)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_database() -> None:
-        connection = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
-        connection.execute("BEGIN EXCLUSIVE")
-        locked.set()
-        release.wait(20)
-        connection.execute("ROLLBACK")
-        connection.close()
-
-    holder = threading.Thread(target=hold_the_database)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with database_held(tmp_path / "bot.db"):
         slack.click(APPROVER1, INCIDENT, card.ts, APPROVE)
         [answer] = wait_for_ephemeral(slack, INCIDENT, APPROVER1)
-    finally:
-        release.set()
-        holder.join()
     assert answer == STORE_DOWN

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_bolt.context.respond.async_respond import AsyncRespond as ResponseUrl
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -115,6 +114,33 @@ def _stored_command(text: str) -> TaskCommand | ListCommand:
     return parsed
 
 
+async def _stored_in_time(
+    storing: Awaitable[object], what: str
+) -> StoreError | TimeoutError | None:
+    """Hand work over within the ack's deadline; the failure if it could not be stored in time."""
+    failure: StoreError | TimeoutError | None = None
+    try:
+        await asyncio.wait_for(storing, QUEUE_DEADLINE_S)
+    except (StoreError, TimeoutError) as error:
+        failure = error
+    if failure is not None:
+        logger.error("could not queue %s: %s", what, str(failure) or "the database was too slow")
+    return failure
+
+
+def _stored_fields(held: HeldJob, key: str) -> dict[str, str]:
+    """The Slack fields a listener stored in a job's payload under ``key``."""
+    stored = held.job.payload.get(key)
+    assert isinstance(stored, Mapping)
+    return {str(name): str(value) for name, value in stored.items()}
+
+
+def _answer_to(fields: Mapping[str, str]) -> AsyncRespond | None:
+    """Where a stored request's author is answered: its ``response_url``, if it had one."""
+    url = fields.get("response_url")
+    return AsyncRespond(response_url=url) if url else None
+
+
 class Listeners:
     """The bot's listeners, bound to the service and notifier they drive."""
 
@@ -205,17 +231,10 @@ class Listeners:
         card and send again, since the insert may still land.
         """
         fields = {name: str(command.get(name) or "") for name in COMMAND_FIELDS}
-        failure: StoreError | TimeoutError | None = None
-        try:
-            await asyncio.wait_for(self._service.queue_ask(fields), QUEUE_DEADLINE_S)
-        except (StoreError, TimeoutError) as error:
-            failure = error
+        failure = await _stored_in_time(self._service.queue_ask(fields), "a command")
         if failure is None:
             await ack()
             return
-        logger.error(
-            "could not queue a command: %s", str(failure) or "the database did not answer in time"
-        )
         await ack(response_type="ephemeral", text=NOT_QUEUED)
         self._count_command(command_kind(parsed), command_result(failure))
 
@@ -227,11 +246,9 @@ class Listeners:
         after a crash finds the request an earlier attempt stored, and posts its card if that
         attempt did not get to.
         """
-        stored = held.job.payload.get("command")
-        assert isinstance(stored, Mapping)
-        fields = {str(name): str(value) for name, value in stored.items()}
+        fields = _stored_fields(held, "command")
         bind(user=fields["user_id"], channel=fields["channel_id"])
-        respond = ResponseUrl(response_url=fields["response_url"])
+        respond = _answer_to(fields)
         failure: Exception | None = None
         kind = INVALID
         try:
@@ -249,13 +266,13 @@ class Listeners:
         self._count_command(kind, command_result(failure))
 
     async def _list(
-        self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond
+        self, command: ListCommand, payload: dict[str, Any], respond: AsyncRespond | None
     ) -> None:
         tasks, windows = await self._service.list_with_windows(
             command.stream, payload["user_id"], payload["channel_id"]
         )
         message = render_task_list(command.stream, tasks, windows)
-        await respond(text=message.text, response_type="ephemeral")
+        await tell_user(self._client, respond, payload, message.text)
 
     async def _status(
         self, command: StatusCommand, payload: dict[str, Any], respond: AsyncRespond
@@ -404,14 +421,9 @@ class Listeners:
             "message_ts": click.message_ts or "",
             "response_url": str(body.get("response_url") or ""),
         }
-        failure: StoreError | TimeoutError | None = None
-        try:
-            await asyncio.wait_for(self._service.queue_click(fields), QUEUE_DEADLINE_S)
-        except (StoreError, TimeoutError) as error:
-            failure = error
+        failure = await _stored_in_time(self._service.queue_click(fields), "a click")
         await ack()  # Slack shows nothing of a click's ack: a failure is told after it
         if failure is not None:
-            logger.error("could not queue a click: %s", str(failure) or "the database was slow")
             await self.on_error(StoreError(str(failure)), body, client, respond)
 
     async def run_click(self, held: HeldJob) -> None:
@@ -420,12 +432,9 @@ class Listeners:
         Like ``run_ask``, a failure is the clicker's answer, never a retry: the service's
         conditional updates make a press count once, however it races others.
         """
-        stored = held.job.payload.get("click")
-        assert isinstance(stored, Mapping)
-        fields = {str(name): str(value) for name, value in stored.items()}
+        fields = _stored_fields(held, "click")
         bind(user=fields["user_id"], channel=fields["channel_id"], request_id=fields["request_id"])
-        url = fields.get("response_url")
-        respond = ResponseUrl(response_url=url) if url else None
+        respond = _answer_to(fields)
         click = Click(
             fields["request_id"],
             fields["user_id"],
